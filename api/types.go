@@ -1,0 +1,202 @@
+// Package api holds the plain types that the server, the agents, the store and
+// the CLI exchange, and their validation. Standard library only.
+//
+// Records stored in the cluster store carry a schema version so that later
+// releases can migrate them; see SchemaVersion.
+package api
+
+import "time"
+
+// SchemaVersion is the version written into every stored record.
+const SchemaVersion = 1
+
+// Kind is what a workload runs as.
+type Kind string
+
+const (
+	KindVM        Kind = "vm"
+	KindContainer Kind = "container"
+)
+
+// State is the lifecycle state of a workload as the user sees it.
+type State string
+
+const (
+	StatePending  State = "pending"
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StateStopping State = "stopping"
+	StateStopped  State = "stopped"
+	StateFailed   State = "failed"
+)
+
+// NodeState is the state of a host as the user sees it.
+type NodeState string
+
+const (
+	// NodeReady: the host's heartbeat lease is alive.
+	NodeReady NodeState = "ready"
+	// NodeDown: the host is registered but holds no heartbeat lease.
+	NodeDown NodeState = "down"
+)
+
+// WorkloadSpec is what a user asks for: the body of POST /v1/workloads and the
+// content of an `apply` file. Unknown fields are rejected where it is decoded.
+type WorkloadSpec struct {
+	Name     string            `json:"name"`
+	Kind     Kind              `json:"kind"`
+	CPUs     int               `json:"cpus"`
+	Memory   ByteSize          `json:"memory"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Priority int               `json:"priority,omitempty"`
+	// Image is the container image reference (containers only).
+	Image string `json:"image,omitempty"`
+	// Command overrides the image's entrypoint (containers only).
+	Command []string `json:"command,omitempty"`
+	// Env is the container's environment (containers only).
+	Env map[string]string `json:"env,omitempty"`
+}
+
+// Workload is the stored record of a desired workload: the spec plus what the
+// server adds. Stored at /bulwark/v1/workloads/<name>.
+type Workload struct {
+	Schema int `json:"schema"`
+	WorkloadSpec
+	CreatedAt time.Time `json:"created_at"`
+	// Deleting is set by DELETE: the leader removes the allocation, the agent
+	// stops the workload, and the record goes once nothing runs any more.
+	Deleting bool `json:"deleting,omitempty"`
+}
+
+// Node is a host's registration, written by its agent at start-up. Stored at
+// /bulwark/v1/nodes/<name>. Liveness is the separate lease-bound heartbeat key.
+type Node struct {
+	Schema int               `json:"schema"`
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	CPUs   int               `json:"cpus"`
+	Memory ByteSize          `json:"memory"`
+	// Driver names the workload driver the agent runs (e.g. "libvirt").
+	Driver string `json:"driver,omitempty"`
+	// Detail is free text the agent reports about the host (hypervisor, version).
+	Detail       string    `json:"detail,omitempty"`
+	RegisteredAt time.Time `json:"registered_at"`
+}
+
+// Heartbeat is the value of the lease-bound key /bulwark/v1/heartbeats/<host>.
+type Heartbeat struct {
+	Schema  int       `json:"schema"`
+	Host    string    `json:"host"`
+	Lease   int64     `json:"lease"`
+	Started time.Time `json:"started"`
+}
+
+// Allocation binds a workload to a host. Written only by the leader, in a
+// transaction guarded by its leadership key. Stored at
+// /bulwark/v1/allocations/<workload>.
+type Allocation struct {
+	Schema   int    `json:"schema"`
+	Workload string `json:"workload"`
+	Host     string `json:"host"`
+	// CPUs and Memory are the resources reserved on Host.
+	CPUs   int      `json:"cpus"`
+	Memory ByteSize `json:"memory"`
+	// Epoch is the fencing token: the store revision that created this
+	// allocation. It is not stored in the value; readers fill it in from the
+	// key's create revision.
+	Epoch     int64     `json:"epoch"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// WorkloadStatus is what an agent reports about one workload it runs. Stored
+// at /bulwark/v1/status/<host>/<workload>, bound to the agent's lease so that
+// it vanishes with the host.
+type WorkloadStatus struct {
+	Schema    int       `json:"schema"`
+	Workload  string    `json:"workload"`
+	Host      string    `json:"host"`
+	Epoch     int64     `json:"epoch"`
+	State     State     `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// PendingReason records why the leader could not place a workload. Stored at
+// /bulwark/v1/pending/<workload>, removed when the workload is placed.
+type PendingReason struct {
+	Schema   int       `json:"schema"`
+	Workload string    `json:"workload"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+}
+
+// FenceRecord is the evidence that a host was powered off. Stored at
+// /bulwark/v1/fencing/<host> before any recovery of its workloads starts.
+type FenceRecord struct {
+	Schema     int       `json:"schema"`
+	Host       string    `json:"host"`
+	Device     string    `json:"device"`
+	Action     string    `json:"action"`
+	PowerState string    `json:"power_state"`
+	Started    time.Time `json:"started"`
+	Confirmed  time.Time `json:"confirmed"`
+	// Epoch is the store revision at which the host was declared lost.
+	Epoch int64 `json:"epoch"`
+}
+
+// Event is one entry of the bounded event history at /bulwark/v1/events/<rev>.
+type Event struct {
+	Schema   int       `json:"schema"`
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	Host     string    `json:"host,omitempty"`
+	Workload string    `json:"workload,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// NodeView is a node as the API returns it: registration plus live state and
+// the resources its allocations use.
+type NodeView struct {
+	Node
+	State      NodeState `json:"state"`
+	CPUsUsed   int       `json:"cpus_used"`
+	MemoryUsed ByteSize  `json:"memory_used"`
+	Workloads  int       `json:"workloads"`
+}
+
+// WorkloadView is a workload as the API returns it.
+type WorkloadView struct {
+	Workload
+	State State  `json:"state"`
+	Host  string `json:"host"`
+	Epoch int64  `json:"epoch,omitempty"`
+	// Reason explains a pending or failed state.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Health is the body of GET /v1/health.
+type Health struct {
+	Status   string `json:"status"`
+	Server   string `json:"server"`
+	Leader   string `json:"leader"`
+	IsLeader bool   `json:"is_leader"`
+	Revision int64  `json:"revision"`
+}
+
+// Error is the body of every non-2xx API response.
+type Error struct {
+	Message string `json:"error"`
+	Code    string `json:"code"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes.
+const (
+	CodeInvalid     = "invalid_argument"
+	CodeNotFound    = "not_found"
+	CodeConflict    = "conflict"
+	CodeUnavailable = "unavailable"
+	CodeInternal    = "internal"
+	CodeTooLarge    = "too_large"
+)

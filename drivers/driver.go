@@ -1,0 +1,76 @@
+// Package drivers defines what a node agent needs from a workload runtime.
+// Implementations: drivers/libvirt (VMs) and, later, drivers/containerd.
+// Optional abilities are extra interfaces checked by type assertion, never
+// stubs on every driver.
+package drivers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/bulwarkhq/bulwark/api"
+)
+
+// TaskState is what the runtime reports about one workload.
+type TaskState string
+
+const (
+	TaskRunning TaskState = "running"
+	TaskStopped TaskState = "stopped"
+	TaskFailed  TaskState = "failed"
+	TaskUnknown TaskState = "unknown"
+)
+
+// Task identifies one workload instance on this host: the workload plus the
+// allocation epoch it runs under (the fencing token).
+type Task struct {
+	Workload string
+	Epoch    int64
+	Spec     api.WorkloadSpec
+}
+
+// Status is the runtime's view of one task.
+type Status struct {
+	Workload string
+	Epoch    int64
+	State    TaskState
+	// Detail is a short human reason (exit code, error).
+	Detail string
+	// ID is the runtime's own identifier (domain UUID, container ID).
+	ID string
+}
+
+// Fingerprint describes the host as the runtime sees it.
+type Fingerprint struct {
+	CPUs   int
+	Memory api.ByteSize
+	// Detail: hypervisor type and version, e.g. "libvirt test 9.0.0".
+	Detail string
+}
+
+// Driver runs workloads of the kinds it supports on this host. Every method is
+// idempotent: starting a running task, stopping a stopped one or destroying a
+// missing one succeeds.
+type Driver interface {
+	// Name is the driver's registry name, e.g. "libvirt".
+	Name() string
+	// Kinds lists the workload kinds this driver runs.
+	Kinds() []api.Kind
+	Fingerprint(ctx context.Context) (Fingerprint, error)
+	// Start defines (if needed) and starts the task.
+	Start(ctx context.Context, t Task) error
+	// Inspect reports a task's state; ErrNotFound if the runtime has no such task.
+	Inspect(ctx context.Context, workload string) (Status, error)
+	// List reports every task this driver manages on this host, so that the
+	// agent can recover after its own restart and remove leftovers.
+	List(ctx context.Context) ([]Status, error)
+	// Stop stops the task (gracefully if the runtime can, forcibly after
+	// the context's deadline); it stays defined.
+	Stop(ctx context.Context, workload string) error
+	// Destroy forcibly stops the task and removes every trace of it.
+	Destroy(ctx context.Context, workload string) error
+	Close() error
+}
+
+// ErrNotFound: the runtime has no task for that workload.
+var ErrNotFound = errors.New("no such task")
