@@ -79,8 +79,21 @@ type Node struct {
 	// Driver names the workload driver the agent runs (e.g. "libvirt").
 	Driver string `json:"driver,omitempty"`
 	// Detail is free text the agent reports about the host (hypervisor, version).
-	Detail       string    `json:"detail,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	// AgentURL is where the agent serves its own small API (task list,
+	// later logs), if it does.
+	AgentURL     string    `json:"agent_url,omitempty"`
 	RegisteredAt time.Time `json:"registered_at"`
+}
+
+// Task is one workload as a host's driver reports it: the truth on the host,
+// not Bulwark's bookkeeping. Served by the agent at GET /v1/tasks.
+type Task struct {
+	Workload string `json:"workload"`
+	Epoch    int64  `json:"epoch"`
+	State    string `json:"state"`
+	Detail   string `json:"detail,omitempty"`
+	ID       string `json:"id,omitempty"`
 }
 
 // Heartbeat is the value of the lease-bound key /bulwark/v1/heartbeats/<host>.

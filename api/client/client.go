@@ -1,0 +1,347 @@
+// Package client is a small Go client for the Bulwark HTTP API (/v1/...).
+//
+// Every method takes a context and returns the api wire types. A response that
+// is not 2xx becomes an *APIError carrying the HTTP status and the api.Error
+// body the server sent; use errors.As to inspect it, or the IsNotFound and
+// IsConflict helpers. A request that never got an answer (connection refused,
+// DNS failure, timeout) becomes an *UnreachableError whose message tells the
+// user how to point the client at a server.
+//
+// Standard library only.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/api"
+)
+
+// Size limits for response bodies. A body larger than the limit is an error
+// rather than being read into memory.
+const (
+	// MaxResponseBytes bounds a successful response body.
+	MaxResponseBytes = 32 << 20
+	// maxErrorBytes bounds the body of a non-2xx response.
+	maxErrorBytes = 64 << 10
+)
+
+// DefaultTimeout is the overall per-request timeout of the *http.Client that
+// New builds when it is given nil.
+const DefaultTimeout = 30 * time.Second
+
+// Client talks to one Bulwark API server. It is safe for concurrent use.
+type Client struct {
+	base      string // scheme://host[:port][/prefix], no trailing slash
+	hc        *http.Client
+	userAgent string
+}
+
+// New returns a client for the API at baseURL, e.g. "http://127.0.0.1:7370".
+// A baseURL without a scheme gets "http://". If hc is nil the client uses an
+// *http.Client with DefaultTimeout and bounded dial, TLS and header timeouts.
+// An unusable baseURL is reported by the first request.
+func New(baseURL string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = defaultHTTPClient()
+	}
+	return &Client{base: normalizeBase(baseURL), hc: hc, userAgent: "bulwark-client"}
+}
+
+// SetUserAgent sets the User-Agent header sent with every request.
+func (c *Client) SetUserAgent(ua string) { c.userAgent = ua }
+
+// BaseURL returns the base URL requests are sent to.
+func (c *Client) BaseURL() string { return c.base }
+
+func normalizeBase(s string) string {
+	s = strings.TrimSpace(s)
+	if s != "" && !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	return strings.TrimRight(s, "/")
+}
+
+func defaultHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = 5 * time.Second
+	tr.ResponseHeaderTimeout = 20 * time.Second
+	tr.MaxIdleConnsPerHost = 4
+	return &http.Client{Timeout: DefaultTimeout, Transport: tr}
+}
+
+// ErrorBody is api.Error under a name that can be embedded in APIError: an
+// embedded field called Error would clash with the Error method.
+type ErrorBody = api.Error
+
+// APIError is a non-2xx answer from the server. Message and Code are the
+// fields of the api.Error body; Code is one of the api.Code... constants (when
+// the body was not an api.Error it is derived from the status).
+type APIError struct {
+	// Status is the HTTP status code, e.g. 404.
+	Status int
+	ErrorBody
+}
+
+// Error renders the server's message with the status and code, e.g.
+// `workload "web" already exists (HTTP 409, conflict)`.
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	if e.Code != "" {
+		return fmt.Sprintf("%s (HTTP %d, %s)", msg, e.Status, e.Code)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", msg, e.Status)
+}
+
+// Unwrap exposes the body so that errors.As(err, new(*api.Error)) also works.
+func (e *APIError) Unwrap() error { return &e.ErrorBody }
+
+// UnreachableError means the request got no HTTP answer at all: the server is
+// not running, the address is wrong, or the network or a timeout failed.
+type UnreachableError struct {
+	// BaseURL is the API address the client was configured with.
+	BaseURL string
+	Err     error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the Bulwark API at %s: %v; is `bulwarkd dev` or a server running? set --api or BULWARK_API", e.BaseURL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// IsNotFound reports whether err is an *APIError with status 404.
+func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
+
+// IsConflict reports whether err is an *APIError with status 409.
+func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
+
+func hasStatus(err error, status int) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}
+
+// Health returns GET /v1/health.
+func (c *Client) Health(ctx context.Context) (*api.Health, error) {
+	var h api.Health
+	if err := c.do(ctx, http.MethodGet, "/v1/health", nil, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// ListNodes returns GET /v1/nodes.
+func (c *Client) ListNodes(ctx context.Context) ([]api.NodeView, error) {
+	var out []api.NodeView
+	if err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetNode returns GET /v1/nodes/{name}.
+func (c *Client) GetNode(ctx context.Context, name string) (*api.NodeView, error) {
+	p, err := itemPath("/v1/nodes/", "node", name)
+	if err != nil {
+		return nil, err
+	}
+	var out api.NodeView
+	if err := c.do(ctx, http.MethodGet, p, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListWorkloads returns GET /v1/workloads.
+func (c *Client) ListWorkloads(ctx context.Context) ([]api.WorkloadView, error) {
+	var out []api.WorkloadView
+	if err := c.do(ctx, http.MethodGet, "/v1/workloads", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetWorkload returns GET /v1/workloads/{name}.
+func (c *Client) GetWorkload(ctx context.Context, name string) (*api.WorkloadView, error) {
+	p, err := itemPath("/v1/workloads/", "workload", name)
+	if err != nil {
+		return nil, err
+	}
+	var out api.WorkloadView
+	if err := c.do(ctx, http.MethodGet, p, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateWorkload sends POST /v1/workloads. The server answers 201 with the new
+// workload, 400 (api.CodeInvalid) for an invalid spec and 409
+// (api.CodeConflict) if a workload of that name exists.
+func (c *Client) CreateWorkload(ctx context.Context, spec api.WorkloadSpec) (*api.WorkloadView, error) {
+	body, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encoding workload spec: %w", err)
+	}
+	var out api.WorkloadView
+	if err := c.do(ctx, http.MethodPost, "/v1/workloads", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteWorkload sends DELETE /v1/workloads/{name}. The server answers 202
+// with the workload in state "stopping"; the record disappears (GET gives 404)
+// once nothing runs it any more.
+func (c *Client) DeleteWorkload(ctx context.Context, name string) (*api.WorkloadView, error) {
+	p, err := itemPath("/v1/workloads/", "workload", name)
+	if err != nil {
+		return nil, err
+	}
+	var out api.WorkloadView
+	if err := c.do(ctx, http.MethodDelete, p, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListAllocations returns GET /v1/allocations.
+func (c *Client) ListAllocations(ctx context.Context) ([]api.Allocation, error) {
+	var out []api.Allocation
+	if err := c.do(ctx, http.MethodGet, "/v1/allocations", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// itemPath builds prefix+name, refusing an empty name (which would address
+// the collection instead of an item).
+func itemPath(prefix, what, name string) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("%s name is empty", what)
+	}
+	return prefix + url.PathEscape(name), nil
+}
+
+// do sends one request and decodes a 2xx JSON body into out.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	if c.base == "" {
+		return errors.New("no Bulwark API URL configured: set --api or BULWARK_API, e.g. http://127.0.0.1:7370")
+	}
+	u, err := url.Parse(c.base + path)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("invalid Bulwark API URL %q: want http://HOST:PORT or https://HOST:PORT", c.base)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return fmt.Errorf("building request %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		// A cancelled or expired caller context is the caller's doing, not a
+		// sign that the server is missing.
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("%s %s: %w", method, path, ctxErr)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &UnreachableError{BaseURL: c.base, Err: err}
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeError(resp)
+	}
+	data, err := readLimited(resp.Body, MaxResponseBytes)
+	if err != nil {
+		return fmt.Errorf("reading response to %s %s: %w", method, path, err)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decoding response to %s %s (HTTP %d): %w", method, path, resp.StatusCode, err)
+	}
+	return nil
+}
+
+// readLimited reads r to the end, failing if it holds more than limit bytes.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("response body exceeds %d bytes", limit)
+	}
+	return data, nil
+}
+
+// decodeError turns a non-2xx response into an *APIError. A body that is not
+// an api.Error (a proxy's HTML page, say) is kept, shortened, as the message.
+func decodeError(resp *http.Response) error {
+	ae := &APIError{Status: resp.StatusCode}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	var body api.Error
+	if err := json.Unmarshal(data, &body); err == nil && (body.Message != "" || body.Code != "") {
+		ae.ErrorBody = body
+	} else {
+		ae.Message = shorten(strings.TrimSpace(string(data)), 200)
+	}
+	if ae.Code == "" {
+		ae.Code = codeForStatus(resp.StatusCode)
+	}
+	return ae
+}
+
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return api.CodeInvalid
+	case http.StatusNotFound:
+		return api.CodeNotFound
+	case http.StatusConflict:
+		return api.CodeConflict
+	case http.StatusRequestEntityTooLarge:
+		return api.CodeTooLarge
+	case http.StatusServiceUnavailable:
+		return api.CodeUnavailable
+	case http.StatusInternalServerError:
+		return api.CodeInternal
+	}
+	return ""
+}
+
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "..."
+}

@@ -1,0 +1,313 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/bulwarkhq/bulwark/api"
+)
+
+// recorder is an httptest handler that answers from a route table and
+// records what it was sent.
+type recorder struct {
+	mu     sync.Mutex
+	routes map[string]func(w http.ResponseWriter, body []byte)
+	got    []string // "METHOD PATH"
+	bodies [][]byte
+	hdrs   []http.Header
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	key := req.Method + " " + req.URL.EscapedPath()
+	r.mu.Lock()
+	r.got = append(r.got, key)
+	r.bodies = append(r.bodies, body)
+	r.hdrs = append(r.hdrs, req.Header.Clone())
+	h := r.routes[key]
+	r.mu.Unlock()
+	if h == nil {
+		writeJSON(w, http.StatusNotFound, api.Error{Message: "no route " + key, Code: api.CodeNotFound})
+		return
+	}
+	h(w, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func reply(status int, v any) func(http.ResponseWriter, []byte) {
+	return func(w http.ResponseWriter, _ []byte) { writeJSON(w, status, v) }
+}
+
+func newTestClient(t *testing.T, routes map[string]func(http.ResponseWriter, []byte)) (*Client, *recorder) {
+	t.Helper()
+	rec := &recorder{routes: routes}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	return New(srv.URL, nil), rec
+}
+
+var (
+	nodeA = api.NodeView{Node: api.Node{Name: "node-a", CPUs: 8, Memory: 16 * api.GiB}, State: api.NodeReady, CPUsUsed: 2, MemoryUsed: 1536 * api.MiB, Workloads: 1}
+	web   = api.WorkloadView{
+		Workload: api.Workload{WorkloadSpec: api.WorkloadSpec{Name: "web", Kind: api.KindVM, CPUs: 2, Memory: api.GiB}},
+		State:    api.StateRunning, Host: "node-a", Epoch: 7,
+	}
+)
+
+func TestMethodsDecodeResponses(t *testing.T) {
+	ctx := context.Background()
+	stopping := web
+	stopping.State = api.StateStopping
+	c, rec := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
+		"GET /v1/health":           reply(200, api.Health{Status: "ok", Server: "s1", Leader: "s1", IsLeader: true, Revision: 3}),
+		"GET /v1/nodes":            reply(200, []api.NodeView{nodeA}),
+		"GET /v1/nodes/node-a":     reply(200, nodeA),
+		"GET /v1/workloads":        reply(200, []api.WorkloadView{web}),
+		"GET /v1/workloads/web":    reply(200, web),
+		"POST /v1/workloads":       reply(201, web),
+		"DELETE /v1/workloads/web": reply(202, stopping),
+		"GET /v1/allocations":      reply(200, []api.Allocation{{Workload: "web", Host: "node-a", CPUs: 2, Memory: api.GiB, Epoch: 7}}),
+	})
+
+	tests := []struct {
+		name  string
+		call  func() (any, error)
+		route string
+		want  any
+	}{
+		{"health", func() (any, error) { return c.Health(ctx) }, "GET /v1/health",
+			&api.Health{Status: "ok", Server: "s1", Leader: "s1", IsLeader: true, Revision: 3}},
+		{"list nodes", func() (any, error) { return c.ListNodes(ctx) }, "GET /v1/nodes", []api.NodeView{nodeA}},
+		{"get node", func() (any, error) { return c.GetNode(ctx, "node-a") }, "GET /v1/nodes/node-a", &nodeA},
+		{"list workloads", func() (any, error) { return c.ListWorkloads(ctx) }, "GET /v1/workloads", []api.WorkloadView{web}},
+		{"get workload", func() (any, error) { return c.GetWorkload(ctx, "web") }, "GET /v1/workloads/web", &web},
+		{"create workload", func() (any, error) { return c.CreateWorkload(ctx, web.WorkloadSpec) }, "POST /v1/workloads", &web},
+		{"delete workload", func() (any, error) { return c.DeleteWorkload(ctx, "web") }, "DELETE /v1/workloads/web", &stopping},
+		{"list allocations", func() (any, error) { return c.ListAllocations(ctx) }, "GET /v1/allocations",
+			[]api.Allocation{{Workload: "web", Host: "node-a", CPUs: 2, Memory: api.GiB, Epoch: 7}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.call()
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+			rec.mu.Lock()
+			last := rec.got[len(rec.got)-1]
+			rec.mu.Unlock()
+			if last != tt.route {
+				t.Errorf("request %q, want %q", last, tt.route)
+			}
+		})
+	}
+}
+
+func TestCreateWorkloadSendsSpecAsJSON(t *testing.T) {
+	c, rec := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
+		"POST /v1/workloads": reply(201, web),
+	})
+	spec := api.WorkloadSpec{Name: "web", Kind: api.KindVM, CPUs: 2, Memory: 256 * api.MiB, Labels: map[string]string{"tier": "front"}}
+	if _, err := c.CreateWorkload(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if ct := rec.hdrs[0].Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(rec.bodies[0])))
+	dec.DisallowUnknownFields() // the server is strict too
+	var got api.WorkloadSpec
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("server-side decode: %v (body %s)", err, rec.bodies[0])
+	}
+	if !reflect.DeepEqual(got, spec) {
+		t.Errorf("sent %+v, want %+v", got, spec)
+	}
+	if !strings.Contains(string(rec.bodies[0]), `"memory":"256MiB"`) {
+		t.Errorf("memory not sent as a size string: %s", rec.bodies[0])
+	}
+}
+
+func TestAPIErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		handler    func(http.ResponseWriter, []byte)
+		wantStatus int
+		wantCode   string
+		wantMsg    string
+		notFound   bool
+		conflict   bool
+	}{
+		{"not found", reply(404, api.Error{Message: `workload "web" not found`, Code: api.CodeNotFound}),
+			404, api.CodeNotFound, `workload "web" not found (HTTP 404, not_found)`, true, false},
+		{"conflict", reply(409, api.Error{Message: `workload "web" already exists`, Code: api.CodeConflict}),
+			409, api.CodeConflict, `workload "web" already exists (HTTP 409, conflict)`, false, true},
+		{"invalid", reply(400, api.Error{Message: "cpus must be ...", Code: api.CodeInvalid}),
+			400, api.CodeInvalid, "cpus must be ... (HTTP 400, invalid_argument)", false, false},
+		{"too large", reply(413, api.Error{Message: "body too large", Code: api.CodeTooLarge}),
+			413, api.CodeTooLarge, "body too large (HTTP 413, too_large)", false, false},
+		{"unavailable, not JSON", func(w http.ResponseWriter, _ []byte) {
+			w.WriteHeader(503)
+			_, _ = io.WriteString(w, "<html>bad gateway</html>\n")
+		}, 503, api.CodeUnavailable, "<html>bad gateway</html> (HTTP 503, unavailable)", false, false},
+		{"internal, empty body", func(w http.ResponseWriter, _ []byte) { w.WriteHeader(500) },
+			500, api.CodeInternal, "Internal Server Error (HTTP 500, internal)", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newTestClient(t, map[string]func(http.ResponseWriter, []byte){"GET /v1/workloads/web": tt.handler})
+			_, err := c.GetWorkload(context.Background(), "web")
+			var ae *APIError
+			if !errors.As(err, &ae) {
+				t.Fatalf("error %v (%T) is not an *APIError", err, err)
+			}
+			if ae.Status != tt.wantStatus || ae.Code != tt.wantCode || err.Error() != tt.wantMsg {
+				t.Errorf("got status %d code %q msg %q; want %d %q %q", ae.Status, ae.Code, err.Error(), tt.wantStatus, tt.wantCode, tt.wantMsg)
+			}
+			var body *api.Error
+			if !errors.As(err, &body) || body.Code != tt.wantCode {
+				t.Errorf("errors.As(*api.Error) = %v, %+v", errors.As(err, &body), body)
+			}
+			if IsNotFound(err) != tt.notFound || IsConflict(err) != tt.conflict {
+				t.Errorf("IsNotFound=%v IsConflict=%v", IsNotFound(err), IsConflict(err))
+			}
+		})
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there any more
+
+	c := New(url, nil)
+	_, err := c.ListNodes(context.Background())
+	var ue *UnreachableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("error %v (%T) is not an *UnreachableError", err, err)
+	}
+	for _, want := range []string{"cannot reach the Bulwark API at " + url, "bulwarkd dev", "--api", "BULWARK_API"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestCancelledContextIsNotUnreachable(t *testing.T) {
+	c, _ := newTestClient(t, map[string]func(http.ResponseWriter, []byte){"GET /v1/nodes": reply(200, []api.NodeView{})})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.ListNodes(ctx)
+	var ue *UnreachableError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &ue) {
+		t.Fatalf("got %v (%T), want context.Canceled and no unreachable hint", err, err)
+	}
+}
+
+func TestEmptyNameSendsNothing(t *testing.T) {
+	c, rec := newTestClient(t, nil)
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"GetNode":        func() error { _, err := c.GetNode(ctx, ""); return err },
+		"GetWorkload":    func() error { _, err := c.GetWorkload(ctx, ""); return err },
+		"DeleteWorkload": func() error { _, err := c.DeleteWorkload(ctx, ""); return err },
+	}
+	for name, call := range calls {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "name is empty") {
+			t.Errorf("%s: error %v, want 'name is empty'", name, err)
+		}
+	}
+	if len(rec.got) != 0 {
+		t.Errorf("requests were sent: %v", rec.got)
+	}
+}
+
+func TestNamesArePathEscaped(t *testing.T) {
+	c, rec := newTestClient(t, nil)
+	_, _ = c.GetWorkload(context.Background(), "a/../b")
+	if len(rec.got) != 1 || rec.got[0] != "GET /v1/workloads/a%2F..%2Fb" {
+		t.Errorf("requests %v", rec.got)
+	}
+}
+
+func TestBadBaseURL(t *testing.T) {
+	for _, base := range []string{"", "ftp://x", "http://"} {
+		_, err := New(base, nil).ListNodes(context.Background())
+		if err == nil || !(strings.Contains(err.Error(), "API URL")) {
+			t.Errorf("base %q: error %v", base, err)
+		}
+	}
+}
+
+func TestNormalizeBase(t *testing.T) {
+	tests := map[string]string{
+		"http://127.0.0.1:7370/":  "http://127.0.0.1:7370",
+		"127.0.0.1:7370":          "http://127.0.0.1:7370",
+		" https://bw.example/x/ ": "https://bw.example/x",
+	}
+	for in, want := range tests {
+		if got := New(in, nil).BaseURL(); got != want {
+			t.Errorf("New(%q).BaseURL() = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDefaultHTTPClientHasTimeouts(t *testing.T) {
+	c := New("http://x", nil)
+	if c.hc.Timeout <= 0 {
+		t.Errorf("no overall timeout")
+	}
+	tr, ok := c.hc.Transport.(*http.Transport)
+	if !ok || tr.ResponseHeaderTimeout <= 0 || tr.TLSHandshakeTimeout <= 0 {
+		t.Errorf("transport lacks timeouts: %+v", c.hc.Transport)
+	}
+	custom := &http.Client{}
+	if New("http://x", custom).hc != custom {
+		t.Errorf("given *http.Client not used")
+	}
+}
+
+func TestResponseSizeIsLimited(t *testing.T) {
+	if _, err := readLimited(strings.NewReader("12345"), 4); err == nil {
+		t.Errorf("5 bytes with limit 4: no error")
+	}
+	if b, err := readLimited(strings.NewReader("1234"), 4); err != nil || string(b) != "1234" {
+		t.Errorf("4 bytes with limit 4: %q, %v", b, err)
+	}
+	// A huge error body is cut, not read whole.
+	c, _ := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
+		"GET /v1/nodes": func(w http.ResponseWriter, _ []byte) {
+			w.WriteHeader(500)
+			_, _ = io.WriteString(w, strings.Repeat("x", 1<<20))
+		},
+	})
+	_, err := c.ListNodes(context.Background())
+	if err == nil || len(err.Error()) > 300 {
+		t.Errorf("error not shortened: %d bytes", len(err.Error()))
+	}
+}
+
+func TestMalformedSuccessBody(t *testing.T) {
+	c, _ := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
+		"GET /v1/nodes": func(w http.ResponseWriter, _ []byte) { _, _ = io.WriteString(w, "{not json") },
+	})
+	_, err := c.ListNodes(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "decoding response to GET /v1/nodes") {
+		t.Errorf("error %v", err)
+	}
+}

@@ -1,0 +1,140 @@
+package clusterstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/bulwarkhq/bulwark/api"
+)
+
+// Key builders. Names are validated DNS labels, so they never contain '/'.
+
+func NodeKey(host string) string       { return NodesPrefix + host }
+func HeartbeatKey(host string) string  { return HeartbeatsPrefix + host }
+func WorkloadKey(name string) string   { return WorkloadsPrefix + name }
+func AllocationKey(name string) string { return AllocationsPrefix + name }
+func PendingKey(name string) string    { return PendingPrefix + name }
+func HostStatusPrefix(host string) string {
+	return StatusPrefix + host + "/"
+}
+func StatusKey(host, workload string) string { return HostStatusPrefix(host) + workload }
+
+// Encode renders a record as stored JSON. Records carry their own schema field.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only programming errors (unsupported types) get here.
+		panic(fmt.Sprintf("encode %T: %v", v, err))
+	}
+	return b
+}
+
+// Decode reads a stored record, refusing schema versions this build does not know.
+func Decode(kv KeyValue, v any) error {
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return fmt.Errorf("decode %s: %w", kv.Key, err)
+	}
+	var s struct {
+		Schema int `json:"schema"`
+	}
+	_ = json.Unmarshal(kv.Value, &s)
+	if s.Schema > api.SchemaVersion {
+		return fmt.Errorf("decode %s: schema version %d is newer than this build understands (%d)", kv.Key, s.Schema, api.SchemaVersion)
+	}
+	return nil
+}
+
+// DecodeAllocation reads an allocation and fills in its epoch from the key's
+// create revision: the fencing token.
+func DecodeAllocation(kv KeyValue) (api.Allocation, error) {
+	var a api.Allocation
+	if err := Decode(kv, &a); err != nil {
+		return a, err
+	}
+	a.Epoch = kv.CreateRevision
+	return a, nil
+}
+
+// Versioned is a decoded record with the revisions of its key.
+type Versioned[T any] struct {
+	Value          T
+	CreateRevision int64
+	ModRevision    int64
+}
+
+// Snapshot is every record that placement and the API views depend on, read
+// at one revision.
+type Snapshot struct {
+	Revision    int64
+	Nodes       map[string]Versioned[api.Node]
+	Heartbeats  map[string]Versioned[api.Heartbeat]
+	Workloads   map[string]Versioned[api.Workload]
+	Allocations map[string]Versioned[api.Allocation]
+	// Statuses by host, then workload.
+	Statuses map[string]map[string]Versioned[api.WorkloadStatus]
+	Pending  map[string]Versioned[api.PendingReason]
+}
+
+// ReadSnapshot reads every prefix of a Snapshot at one revision. Records that
+// fail to decode are skipped and returned as errors in bad, so that one
+// corrupt key cannot stop the cluster; callers log them.
+func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, err error) {
+	snap = &Snapshot{
+		Nodes:       map[string]Versioned[api.Node]{},
+		Heartbeats:  map[string]Versioned[api.Heartbeat]{},
+		Workloads:   map[string]Versioned[api.Workload]{},
+		Allocations: map[string]Versioned[api.Allocation]{},
+		Statuses:    map[string]map[string]Versioned[api.WorkloadStatus]{},
+		Pending:     map[string]Versioned[api.PendingReason]{},
+	}
+	// One List of the whole prefix is one consistent read.
+	kvs, rev, err := s.List(ctx, Prefix, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	snap.Revision = rev
+	for _, kv := range kvs {
+		rest := strings.TrimPrefix(kv.Key, Prefix)
+		kind, name, _ := strings.Cut(rest, "/")
+		var derr error
+		switch kind {
+		case "nodes":
+			derr = decodeInto(kv, snap.Nodes, name)
+		case "heartbeats":
+			derr = decodeInto(kv, snap.Heartbeats, name)
+		case "workloads":
+			derr = decodeInto(kv, snap.Workloads, name)
+		case "pending":
+			derr = decodeInto(kv, snap.Pending, name)
+		case "allocations":
+			a, e := DecodeAllocation(kv)
+			if derr = e; e == nil {
+				snap.Allocations[name] = Versioned[api.Allocation]{a, kv.CreateRevision, kv.ModRevision}
+			}
+		case "status":
+			host, wl, ok := strings.Cut(name, "/")
+			if !ok {
+				continue
+			}
+			if snap.Statuses[host] == nil {
+				snap.Statuses[host] = map[string]Versioned[api.WorkloadStatus]{}
+			}
+			derr = decodeInto(kv, snap.Statuses[host], wl)
+		}
+		if derr != nil {
+			bad = append(bad, derr)
+		}
+	}
+	return snap, bad, nil
+}
+
+func decodeInto[T any](kv KeyValue, m map[string]Versioned[T], name string) error {
+	var v T
+	if err := Decode(kv, &v); err != nil {
+		return err
+	}
+	m[name] = Versioned[T]{v, kv.CreateRevision, kv.ModRevision}
+	return nil
+}

@@ -1,0 +1,319 @@
+// Package devcluster runs a whole Bulwark cluster on one machine: an embedded
+// etcd, one server in this process, and N simulated hosts, each its own
+// `bulwarkd agent` OS process with a private libvirt test-driver hypervisor,
+// so that one host can be killed on its own.
+package devcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/clusterstore"
+	etcdstore "github.com/bulwarkhq/bulwark/clusterstore/etcd"
+	"github.com/bulwarkhq/bulwark/drivers/libvirt"
+	"github.com/bulwarkhq/bulwark/server"
+)
+
+// Config configures a dev cluster.
+type Config struct {
+	Hosts   int
+	DataDir string
+	// APIAddr is where the server listens, e.g. 127.0.0.1:7370.
+	APIAddr string
+	// EtcdPort is the embedded etcd's client port on 127.0.0.1 (peer port is +1).
+	EtcdPort int
+	// HostCPUs and HostMemory size each simulated host.
+	HostCPUs   int
+	HostMemory api.ByteSize
+	// SessionTTL is used by the server and every agent.
+	SessionTTL time.Duration
+	// Binary is the bulwarkd executable the agents run (default: this one).
+	Binary string
+	Log    *slog.Logger
+}
+
+// Cluster is a running dev cluster.
+type Cluster struct {
+	cfg     Config
+	etcd    *etcdstore.Embedded
+	store   clusterstore.Store
+	cancel  context.CancelFunc
+	srvDone chan error
+	mu      sync.Mutex
+	hosts   map[string]*Host
+	apiURL  string
+}
+
+// Host is one simulated host: an agent process.
+type Host struct {
+	Name    string
+	Dir     string
+	LogPath string
+	URI     string
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+// Start brings the cluster up and returns once every host is ready or ctx ends.
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
+	if cfg.Hosts < 1 || cfg.Hosts > 64 {
+		return nil, fmt.Errorf("dev: --hosts must be from 1 to 64, got %d", cfg.Hosts)
+	}
+	if cfg.HostCPUs == 0 {
+		cfg.HostCPUs = 8
+	}
+	if cfg.HostMemory == 0 {
+		cfg.HostMemory = 16 * api.GiB
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 5 * time.Second
+	}
+	if cfg.EtcdPort == 0 {
+		cfg.EtcdPort = 7379
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Binary == "" {
+		if cfg.Binary, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("dev: find own executable: %w", err)
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("dev: data dir: %w", err)
+	}
+	c := &Cluster{cfg: cfg, hosts: map[string]*Host{}}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+
+	// The API address is checked first: a busy port is the most common
+	// mistake and should fail before anything starts.
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("dev: API address %s: %w (is another `bulwarkd dev` running? use --api-addr)", cfg.APIAddr, err)
+	}
+	c.apiURL = "http://" + ln.Addr().String()
+
+	c.etcd, err = etcdstore.StartEmbedded(etcdstore.EmbeddedConfig{
+		Dir:       filepath.Join(cfg.DataDir, "etcd"),
+		Name:      "dev",
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cfg.EtcdPort),
+		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", cfg.EtcdPort+1),
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("dev: embedded etcd on port %d: %w (use --etcd-port to pick another)", cfg.EtcdPort, err)
+	}
+	c.store, err = etcdstore.Dial(ctx, c.etcd.Endpoints(), 5*time.Second)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("dev: connect to embedded etcd: %w", err)
+	}
+
+	srv, err := server.New(server.Config{Name: "dev-server", Listener: ln, Store: c.store, SessionTTL: cfg.SessionTTL, Log: cfg.Log})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.srvDone = make(chan error, 1)
+	go func() { c.srvDone <- srv.Run(sctx) }()
+
+	for i := 1; i <= cfg.Hosts; i++ {
+		if err := c.StartHost(fmt.Sprintf("host-%d", i)); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// APIURL is the server's base URL.
+func (c *Cluster) APIURL() string { return c.apiURL }
+
+// EtcdEndpoints are the embedded etcd's client URLs.
+func (c *Cluster) EtcdEndpoints() []string { return c.etcd.Endpoints() }
+
+// Store is the dev cluster's store connection.
+func (c *Cluster) Store() clusterstore.Store { return c.store }
+
+// HostNames lists the simulated hosts.
+func (c *Cluster) HostNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := make([]string, 0, len(c.hosts))
+	for n := range c.hosts {
+		names = append(names, n)
+	}
+	// host-2 before host-10.
+	sort.Slice(names, func(i, j int) bool {
+		if len(names[i]) != len(names[j]) {
+			return len(names[i]) < len(names[j])
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+// Host returns a simulated host by name.
+func (c *Cluster) Host(name string) (*Host, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.hosts[name]
+	return h, ok
+}
+
+// StartHost starts (or restarts) the agent process of a simulated host.
+func (c *Cluster) StartHost(name string) error {
+	dir := filepath.Join(c.cfg.DataDir, "hosts", name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("dev: host dir: %w", err)
+	}
+	xml := filepath.Join(dir, "hypervisor.xml")
+	if err := libvirt.WriteTestHostXML(xml, c.cfg.HostCPUs, c.cfg.HostMemory); err != nil {
+		return fmt.Errorf("dev: %s hypervisor: %w", name, err)
+	}
+	h := &Host{Name: name, Dir: dir, LogPath: filepath.Join(dir, "agent.log"), URI: "test://" + xml, done: make(chan struct{})}
+	logf, err := os.OpenFile(h.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("dev: %s log: %w", name, err)
+	}
+	h.cmd = exec.Command(c.cfg.Binary, "agent",
+		"--name", name,
+		"--etcd", c.etcd.Endpoints()[0],
+		"--libvirt-uri", h.URI,
+		"--label", "dev=true",
+		"--label", "rack=r"+strconv.Itoa(len(c.hosts)%2+1),
+		"--session-ttl", c.cfg.SessionTTL.String(),
+		"--http-listen", "127.0.0.1:0",
+	)
+	h.cmd.Stdout, h.cmd.Stderr = logf, logf
+	// Own process group, and killed if we die: a dev cluster never leaves
+	// agents behind.
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := h.cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("dev: start %s agent: %w", name, err)
+	}
+	go func() {
+		err := h.cmd.Wait()
+		logf.Close()
+		c.cfg.Log.Info("host agent exited", "host", name, "pid", h.cmd.Process.Pid, "status", exitText(err))
+		close(h.done)
+	}()
+	c.mu.Lock()
+	c.hosts[name] = h
+	c.mu.Unlock()
+	return nil
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
+	return err.Error()
+}
+
+// KillHost sends sig to a host's agent process.
+func (c *Cluster) KillHost(name string, sig syscall.Signal) error {
+	h, ok := c.Host(name)
+	if !ok {
+		return fmt.Errorf("no host %q", name)
+	}
+	return h.cmd.Process.Signal(sig)
+}
+
+func (c *Cluster) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		snap, _, err := clusterstore.ReadSnapshot(ctx, c.store)
+		if err == nil && len(snap.Heartbeats) >= c.cfg.Hosts {
+			return nil
+		}
+		for _, h := range c.hosts {
+			select {
+			case <-h.done:
+				tail, _ := tailFile(h.LogPath, 2048)
+				return fmt.Errorf("dev: agent of %s exited during start-up; its log (%s) ends:\n%s", h.Name, h.LogPath, tail)
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("dev: hosts not ready after 60s; see the agent logs under " + filepath.Join(c.cfg.DataDir, "hosts"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func tailFile(path string, n int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if st.Size() > n {
+		_, _ = f.Seek(st.Size()-n, io.SeekStart)
+	}
+	b, err := io.ReadAll(f)
+	return string(b), err
+}
+
+// Stop ends every process the cluster started: agents first (SIGTERM, then
+// SIGKILL after 5 s), then the server, then etcd.
+func (c *Cluster) Stop() {
+	c.mu.Lock()
+	hosts := make([]*Host, 0, len(c.hosts))
+	for _, h := range c.hosts {
+		hosts = append(hosts, h)
+	}
+	c.mu.Unlock()
+	for _, h := range hosts {
+		_ = h.cmd.Process.Signal(syscall.SIGCONT) // a frozen agent cannot exit
+		_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, h := range hosts {
+		select {
+		case <-h.done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
+			<-h.done
+		}
+	}
+	if c.cancel != nil {
+		c.cancel()
+		<-c.srvDone
+	}
+	if c.store != nil {
+		_ = c.store.Close()
+	}
+	if c.etcd != nil {
+		c.etcd.Close()
+	}
+}

@@ -1,0 +1,379 @@
+// Package nodeagent runs on every host: it registers the host, keeps its
+// heartbeat lease, runs what is allocated to it through a driver, reports
+// status and fences itself when it loses the cluster.
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/clusterstore"
+	"github.com/bulwarkhq/bulwark/drivers"
+)
+
+// Config configures an agent.
+type Config struct {
+	Host   string
+	Labels map[string]string
+	Store  clusterstore.Store
+	Driver drivers.Driver
+	// SessionTTL is the heartbeat lease TTL.
+	SessionTTL time.Duration
+	// Resync is how often the agent compares allocations with what runs,
+	// even without a change in the store.
+	Resync time.Duration
+	// StopTimeout bounds a graceful stop before the workload is destroyed.
+	StopTimeout time.Duration
+	// HTTPListen, if set, is where the agent serves GET /v1/tasks.
+	HTTPListen string
+	// CPUs and Memory override the driver's fingerprint when set.
+	CPUs   int
+	Memory api.ByteSize
+	Log    *slog.Logger
+	now    func() time.Time
+}
+
+// Agent is one host's agent.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+	// reported caches the last status written per workload, so unchanged
+	// state is not rewritten every resync.
+	reported map[string]api.WorkloadStatus
+	// restarts tracks local restart backoff per workload.
+	restarts map[string]*restartState
+}
+
+type restartState struct {
+	epoch int64
+	count int
+	next  time.Time
+}
+
+// New checks the configuration.
+func New(cfg Config) (*Agent, error) {
+	if err := api.ValidateName("host", cfg.Host); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if err := api.ValidateLabels(cfg.Labels); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if cfg.Store == nil || cfg.Driver == nil {
+		return nil, errors.New("agent: store and driver are required")
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 5 * time.Second
+	}
+	if cfg.SessionTTL < time.Second {
+		return nil, fmt.Errorf("agent: session TTL %s is under 1s", cfg.SessionTTL)
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 2 * time.Second
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.Host)}, nil
+}
+
+// Run registers the host and serves it until ctx ends. Losing the heartbeat
+// session fences the host (every workload is killed) and starts over.
+func (a *Agent) Run(ctx context.Context) error {
+	ln, err := a.listen()
+	if err != nil {
+		return err
+	}
+	agentURL := ""
+	if ln != nil {
+		agentURL = "http://" + ln.Addr().String()
+		go a.serveHTTP(ctx, ln)
+	}
+	if err := a.register(ctx, agentURL); err != nil {
+		return err
+	}
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		err := a.serveSession(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.Error("heartbeat session ended", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context, agentURL string) error {
+	fp, err := a.cfg.Driver.Fingerprint(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: fingerprint %s driver: %w", a.cfg.Driver.Name(), err)
+	}
+	n := api.Node{
+		Schema: api.SchemaVersion, Name: a.cfg.Host, Labels: a.cfg.Labels,
+		CPUs: fp.CPUs, Memory: fp.Memory, Driver: a.cfg.Driver.Name(), Detail: fp.Detail,
+		AgentURL: agentURL, RegisteredAt: a.cfg.now().UTC(),
+	}
+	if a.cfg.CPUs > 0 {
+		n.CPUs = a.cfg.CPUs
+	}
+	if a.cfg.Memory > 0 {
+		n.Memory = a.cfg.Memory
+	}
+	if err := n.Validate(); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	key := clusterstore.NodeKey(a.cfg.Host)
+	if _, _, err := a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(n))}); err != nil {
+		return fmt.Errorf("agent: register %s: %w", a.cfg.Host, err)
+	}
+	a.log.Info("registered", "cpus", n.CPUs, "memory", n.Memory.String(), "driver", n.Driver, "detail", n.Detail)
+	return nil
+}
+
+// serveSession holds one heartbeat session and reconciles until it is lost.
+func (a *Agent) serveSession(ctx context.Context) error {
+	sess, err := clusterstore.NewSession(ctx, a.cfg.Store, a.cfg.SessionTTL)
+	if err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	defer sess.Close()
+	a.reported = map[string]api.WorkloadStatus{}
+	a.restarts = map[string]*restartState{}
+
+	hb := api.Heartbeat{Schema: api.SchemaVersion, Host: a.cfg.Host, Lease: int64(sess.Lease()), Started: a.cfg.now().UTC()}
+	_, rev, err := a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{clusterstore.PutWithLease(clusterstore.HeartbeatKey(a.cfg.Host), clusterstore.Encode(hb), sess.Lease())})
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	a.log.Info("heartbeat lease held", "lease", int64(sess.Lease()), "ttl", a.cfg.SessionTTL)
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wch := a.cfg.Store.Watch(wctx, clusterstore.AllocationsPrefix, rev+1)
+	tick := time.NewTicker(a.cfg.Resync)
+	defer tick.Stop()
+	for {
+		if err := a.reconcile(ctx, sess); err != nil {
+			a.log.Warn("reconcile failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sess.Done():
+			a.selfFence()
+			return clusterstore.ErrSessionDone
+		case resp, ok := <-wch:
+			if !ok || resp.Err != nil {
+				return fmt.Errorf("watch allocations: %v", resp.Err)
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+// selfFence kills every workload this host runs: the cluster may restart
+// them elsewhere once our lease has expired.
+func (a *Agent) selfFence() {
+	a.log.Error("SELF-FENCING: heartbeat lease lost; killing every workload on this host")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tasks, err := a.cfg.Driver.List(ctx)
+	if err != nil {
+		a.log.Error("self-fence: list workloads", "err", err)
+	}
+	for _, t := range tasks {
+		if err := a.cfg.Driver.Destroy(ctx, t.Workload); err != nil {
+			a.log.Error("self-fence: destroy", "workload", t.Workload, "err", err)
+		} else {
+			a.log.Warn("self-fence: destroyed", "workload", t.Workload, "epoch", t.Epoch)
+		}
+	}
+}
+
+type desired struct {
+	alloc api.Allocation
+	spec  api.WorkloadSpec
+}
+
+// reconcile makes the driver run exactly what is allocated to this host.
+func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error {
+	allocs, rev, err := a.cfg.Store.List(ctx, clusterstore.AllocationsPrefix, 0)
+	if err != nil {
+		return fmt.Errorf("list allocations: %w", err)
+	}
+	wls, _, err := a.cfg.Store.List(ctx, clusterstore.WorkloadsPrefix, rev)
+	if err != nil {
+		return fmt.Errorf("list workloads: %w", err)
+	}
+	specs := make(map[string]api.Workload, len(wls))
+	for _, kv := range wls {
+		var w api.Workload
+		if err := clusterstore.Decode(kv, &w); err != nil {
+			a.log.Warn("skipping unreadable workload", "err", err)
+			continue
+		}
+		specs[w.Name] = w
+	}
+	want := map[string]desired{}
+	for _, kv := range allocs {
+		al, err := clusterstore.DecodeAllocation(kv)
+		if err != nil {
+			a.log.Warn("skipping unreadable allocation", "err", err)
+			continue
+		}
+		if al.Host != a.cfg.Host {
+			continue
+		}
+		w, ok := specs[al.Workload]
+		if !ok {
+			continue // the leader removes orphaned allocations
+		}
+		want[al.Workload] = desired{alloc: al, spec: w.WorkloadSpec}
+	}
+	running, err := a.cfg.Driver.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list %s workloads: %w", a.cfg.Driver.Name(), err)
+	}
+	have := make(map[string]drivers.Status, len(running))
+	for _, s := range running {
+		have[s.Workload] = s
+	}
+
+	// Stop what is no longer ours first: it frees resources.
+	var gone []string
+	for name := range have {
+		if _, ok := want[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	sort.Strings(gone)
+	for _, name := range gone {
+		a.remove(ctx, sess, name, have[name].Epoch)
+	}
+	// Clear reports for workloads that are neither wanted nor present.
+	for name := range a.reported {
+		_, wanted := want[name]
+		_, present := have[name]
+		if !wanted && !present {
+			a.deleteStatus(ctx, name)
+		}
+	}
+
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a.ensure(ctx, sess, want[name], have[name])
+	}
+	return nil
+}
+
+// ensure makes one allocated workload run at its allocation's epoch.
+func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desired, cur drivers.Status) {
+	name, epoch := d.alloc.Workload, d.alloc.Epoch
+	if cur.Workload != "" && cur.Epoch == epoch && cur.State == drivers.TaskRunning {
+		a.report(ctx, sess, name, epoch, api.StateRunning, "")
+		return
+	}
+	now := a.cfg.now()
+	rs := a.restarts[name]
+	if rs == nil || rs.epoch != epoch {
+		rs = &restartState{epoch: epoch}
+		a.restarts[name] = rs
+	}
+	if cur.Workload != "" && cur.Epoch == epoch {
+		// It ran at this epoch and stopped or failed on its own: restart
+		// with backoff (restart policies come with the drivers issue).
+		state := api.StateStopped
+		if cur.State == drivers.TaskFailed {
+			state = api.StateFailed
+		}
+		if now.Before(rs.next) {
+			a.report(ctx, sess, name, epoch, state, fmt.Sprintf("%s; restarting in %s", orDefault(cur.Detail, string(cur.State)), rs.next.Sub(now).Round(time.Second)))
+			return
+		}
+	}
+	a.report(ctx, sess, name, epoch, api.StateStarting, "")
+	err := a.cfg.Driver.Start(ctx, drivers.Task{Workload: name, Epoch: epoch, Spec: d.spec})
+	rs.count++
+	rs.next = now.Add(min(time.Second<<min(rs.count, 5), time.Minute))
+	if err != nil {
+		a.log.Error("start failed", "workload", name, "epoch", epoch, "err", err)
+		a.report(ctx, sess, name, epoch, api.StateFailed, err.Error())
+		return
+	}
+	st, err := a.cfg.Driver.Inspect(ctx, name)
+	switch {
+	case err != nil:
+		a.report(ctx, sess, name, epoch, api.StateFailed, "inspect after start: "+err.Error())
+	case st.State == drivers.TaskRunning:
+		a.log.Info("started", "workload", name, "epoch", epoch)
+		a.report(ctx, sess, name, epoch, api.StateRunning, "")
+	default:
+		a.report(ctx, sess, name, epoch, api.StateFailed, fmt.Sprintf("not running after start: %s %s", st.State, st.Detail))
+	}
+}
+
+// remove stops and destroys a workload that is no longer allocated here.
+func (a *Agent) remove(ctx context.Context, sess *clusterstore.Session, name string, epoch int64) {
+	a.report(ctx, sess, name, epoch, api.StateStopping, "")
+	sctx, cancel := context.WithTimeout(ctx, a.cfg.StopTimeout)
+	if err := a.cfg.Driver.Stop(sctx, name); err != nil && !errors.Is(err, drivers.ErrNotFound) {
+		a.log.Warn("graceful stop failed; destroying", "workload", name, "err", err)
+	}
+	cancel()
+	if err := a.cfg.Driver.Destroy(ctx, name); err != nil && !errors.Is(err, drivers.ErrNotFound) {
+		a.log.Error("destroy failed", "workload", name, "err", err)
+		a.report(ctx, sess, name, epoch, api.StateFailed, "destroy: "+err.Error())
+		return
+	}
+	a.log.Info("removed", "workload", name, "epoch", epoch)
+	a.deleteStatus(ctx, name)
+	delete(a.restarts, name)
+}
+
+func (a *Agent) report(ctx context.Context, sess *clusterstore.Session, name string, epoch int64, state api.State, reason string) {
+	if old, ok := a.reported[name]; ok && old.Epoch == epoch && old.State == state && old.Reason == reason {
+		return
+	}
+	st := api.WorkloadStatus{Schema: api.SchemaVersion, Workload: name, Host: a.cfg.Host, Epoch: epoch, State: state, Reason: reason, UpdatedAt: a.cfg.now().UTC()}
+	key := clusterstore.StatusKey(a.cfg.Host, name)
+	if _, _, err := a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{clusterstore.PutWithLease(key, clusterstore.Encode(st), sess.Lease())}); err != nil {
+		a.log.Warn("report status failed", "workload", name, "err", err)
+		return
+	}
+	a.reported[name] = st
+}
+
+func (a *Agent) deleteStatus(ctx context.Context, name string) {
+	if _, _, err := a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{clusterstore.Delete(clusterstore.StatusKey(a.cfg.Host, name))}); err != nil {
+		a.log.Warn("delete status failed", "workload", name, "err", err)
+		return
+	}
+	delete(a.reported, name)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

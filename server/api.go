@@ -1,0 +1,224 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/clusterstore"
+)
+
+// maxBody bounds every request body.
+const maxBody = 1 << 20
+
+// Handler serves the /v1 API. Every replica serves it; writes of desired
+// state (workloads) go straight to the store, and only the leader turns them
+// into allocations.
+type Handler struct {
+	store  clusterstore.Store
+	log    *slog.Logger
+	now    func() time.Time
+	health func(ctx context.Context) api.Health
+}
+
+// NewHandler builds the API handler. health reports leadership for /v1/health.
+func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx context.Context) api.Health) http.Handler {
+	h := &Handler{store: store, log: log, now: time.Now, health: health}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", h.getHealth)
+	mux.HandleFunc("GET /v1/nodes", h.listNodes)
+	mux.HandleFunc("GET /v1/nodes/{name}", h.getNode)
+	mux.HandleFunc("GET /v1/workloads", h.listWorkloads)
+	mux.HandleFunc("POST /v1/workloads", h.createWorkload)
+	mux.HandleFunc("GET /v1/workloads/{name}", h.getWorkload)
+	mux.HandleFunc("DELETE /v1/workloads/{name}", h.deleteWorkload)
+	mux.HandleFunc("GET /v1/allocations", h.listAllocations)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, api.Error{Message: msg, Code: code})
+}
+
+// storeError answers a failed store call: the store being unreachable is a 503.
+func (h *Handler) storeError(w http.ResponseWriter, op string, err error) {
+	h.log.Error("store call failed", "op", op, "err", err)
+	writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, fmt.Sprintf("%s: cluster store unavailable: %v", op, err))
+}
+
+func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) (*clusterstore.Snapshot, bool) {
+	snap, bad, err := clusterstore.ReadSnapshot(r.Context(), h.store)
+	if err != nil {
+		h.storeError(w, "read", err)
+		return nil, false
+	}
+	for _, e := range bad {
+		h.log.Warn("skipping unreadable record", "err", e)
+	}
+	return snap, true
+}
+
+func (h *Handler) getHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.health(r.Context()))
+}
+
+func (h *Handler) listNodes(w http.ResponseWriter, r *http.Request) {
+	if snap, ok := h.snapshot(w, r); ok {
+		writeJSON(w, http.StatusOK, nodeViews(snap))
+	}
+}
+
+func (h *Handler) getNode(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	snap, ok := h.snapshot(w, r)
+	if !ok {
+		return
+	}
+	for _, v := range nodeViews(snap) {
+		if v.Name == name {
+			writeJSON(w, http.StatusOK, v)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("node %q not found", name))
+}
+
+func (h *Handler) listWorkloads(w http.ResponseWriter, r *http.Request) {
+	if snap, ok := h.snapshot(w, r); ok {
+		writeJSON(w, http.StatusOK, workloadViews(snap))
+	}
+}
+
+func (h *Handler) getWorkload(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	snap, ok := h.snapshot(w, r)
+	if !ok {
+		return
+	}
+	wl, found := snap.Workloads[name]
+	if !found {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("workload %q not found", name))
+		return
+	}
+	writeJSON(w, http.StatusOK, workloadView(snap, wl.Value))
+}
+
+func (h *Handler) listAllocations(w http.ResponseWriter, r *http.Request) {
+	snap, ok := h.snapshot(w, r)
+	if !ok {
+		return
+	}
+	out := make([]api.Allocation, 0, len(snap.Allocations))
+	for _, a := range snap.Allocations {
+		out = append(out, a.Value)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
+	writeJSON(w, http.StatusOK, out)
+}
+
+// DecodeSpec reads a workload spec strictly: unknown fields, trailing data and
+// oversized bodies are errors.
+func DecodeSpec(r io.Reader) (api.WorkloadSpec, error) {
+	var spec api.WorkloadSpec
+	dec := json.NewDecoder(io.LimitReader(r, maxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return spec, fmt.Errorf("invalid workload spec: %w", err)
+	}
+	if dec.More() {
+		return spec, errors.New("invalid workload spec: more than one JSON value in the body")
+	}
+	return spec, nil
+}
+
+func (h *Handler) createWorkload(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, fmt.Sprintf("request body over %d bytes", maxBody))
+		return
+	}
+	spec, err := DecodeSpec(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, fmt.Sprintf("request body over %d bytes", maxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, err.Error())
+		return
+	}
+	if err := spec.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	rec := api.Workload{Schema: api.SchemaVersion, WorkloadSpec: spec, CreatedAt: h.now().UTC()}
+	key := clusterstore.WorkloadKey(spec.Name)
+	ok, _, err := h.store.Txn(r.Context(), []clusterstore.Cond{clusterstore.Missing(key)}, []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(rec))})
+	if err != nil {
+		h.storeError(w, "create workload", err)
+		return
+	}
+	if !ok {
+		writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("workload %q already exists", spec.Name))
+		return
+	}
+	h.log.Info("workload created", "workload", spec.Name, "kind", spec.Kind, "cpus", spec.CPUs, "memory", spec.Memory.String())
+	writeJSON(w, http.StatusCreated, api.WorkloadView{Workload: rec, State: api.StatePending, Reason: "waiting for the scheduler"})
+}
+
+func (h *Handler) deleteWorkload(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	key := clusterstore.WorkloadKey(name)
+	// Mark, don't remove: the leader and the agent finish the job, and the
+	// record stays visible ("stopping") until nothing runs.
+	for attempt := 0; attempt < 5; attempt++ {
+		kv, found, _, err := h.store.Get(r.Context(), key)
+		if err != nil {
+			h.storeError(w, "delete workload", err)
+			return
+		}
+		if !found {
+			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("workload %q not found", name))
+			return
+		}
+		var rec api.Workload
+		if err := clusterstore.Decode(kv, &rec); err != nil {
+			writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error())
+			return
+		}
+		if rec.Deleting {
+			writeJSON(w, http.StatusAccepted, api.WorkloadView{Workload: rec, State: api.StateStopping, Reason: "deleting"})
+			return
+		}
+		rec.Deleting = true
+		ok, _, err := h.store.Txn(r.Context(), []clusterstore.Cond{clusterstore.ModRevisionIs(key, kv.ModRevision)}, []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(rec))})
+		if err != nil {
+			h.storeError(w, "delete workload", err)
+			return
+		}
+		if ok {
+			h.log.Info("workload delete requested", "workload", name)
+			writeJSON(w, http.StatusAccepted, api.WorkloadView{Workload: rec, State: api.StateStopping, Reason: "deleting"})
+			return
+		}
+	}
+	writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("workload %q is changing too fast; try again", name))
+}

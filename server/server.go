@@ -1,0 +1,198 @@
+// Package server is the I/O shell around the scheduler: the HTTP API, leader
+// election, the watches that trigger evaluations and the plan applier.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/clusterstore"
+	"github.com/bulwarkhq/bulwark/scheduler"
+)
+
+// ElectionName is the election every server replica joins.
+const ElectionName = "leader"
+
+// Config configures one server replica.
+type Config struct {
+	// Name identifies this replica in the election and in /v1/health.
+	Name string
+	// Listen is the API address, e.g. 127.0.0.1:7370.
+	Listen string
+	Store  clusterstore.Store
+	// SessionTTL is the leadership lease TTL: how long a dead leader can
+	// hold on to leadership.
+	SessionTTL time.Duration
+	// Resync is how often the leader re-evaluates even without changes.
+	Resync    time.Duration
+	Scheduler scheduler.Scheduler
+	Log       *slog.Logger
+	// Listener, if set, is used instead of listening on Listen.
+	Listener net.Listener
+}
+
+// Server is one replica.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	leader *leaderState
+}
+
+// New checks the configuration and builds a replica.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if err := api.ValidateName("server", cfg.Name); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 5 * time.Second
+	}
+	if cfg.SessionTTL < time.Second {
+		return nil, fmt.Errorf("server: session TTL %s is under 1s", cfg.SessionTTL)
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 5 * time.Second
+	}
+	if cfg.Scheduler == nil {
+		cfg.Scheduler = scheduler.FirstFit{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Server{cfg: cfg, log: cfg.Log.With("server", cfg.Name), leader: &leaderState{}}, nil
+}
+
+// Run serves the API and takes part in leader election until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", s.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("server: listen on %s: %w", s.cfg.Listen, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           NewHandler(s.cfg.Store, s.log, s.health),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	s.log.Info("API listening", "addr", ln.Addr().String())
+	errc := make(chan error, 2)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("server: serve API: %w", err)
+		}
+	}()
+	go func() { errc <- s.campaignLoop(ctx) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	return err
+}
+
+// Addr is a helper for tests that pass a Listener.
+func (s *Server) health(ctx context.Context) api.Health {
+	h := api.Health{Status: "ok", Server: s.cfg.Name}
+	h.Leader, h.IsLeader = s.leader.get()
+	if _, _, rev, err := s.cfg.Store.Get(ctx, clusterstore.Prefix+"health"); err != nil {
+		h.Status = "store unavailable: " + err.Error()
+	} else {
+		h.Revision = rev
+	}
+	if !h.IsLeader {
+		if v, err := s.currentLeader(ctx); err == nil {
+			h.Leader = v
+		}
+	}
+	return h
+}
+
+func (s *Server) currentLeader(ctx context.Context) (string, error) {
+	kvs, _, err := s.cfg.Store.List(ctx, clusterstore.ElectionPrefix+ElectionName+"/", 0)
+	if err != nil {
+		return "", err
+	}
+	var best *clusterstore.KeyValue
+	for i := range kvs {
+		if best == nil || kvs[i].CreateRevision < best.CreateRevision {
+			best = &kvs[i]
+		}
+	}
+	if best == nil {
+		return "", errors.New("no leader")
+	}
+	return string(best.Value), nil
+}
+
+// campaignLoop keeps trying to lead: session, campaign, lead until the
+// session is lost, then start over.
+func (s *Server) campaignLoop(ctx context.Context) error {
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.campaignOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("leadership attempt ended; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return nil
+}
+
+func (s *Server) campaignOnce(ctx context.Context) error {
+	sess, err := clusterstore.NewSession(ctx, s.cfg.Store, s.cfg.SessionTTL)
+	if err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	defer sess.Close()
+	el := clusterstore.NewElection(s.cfg.Store, sess, ElectionName)
+	if err := el.Campaign(ctx, s.cfg.Name); err != nil {
+		return fmt.Errorf("campaign: %w", err)
+	}
+	s.log.Info("became leader")
+	s.leader.set(s.cfg.Name, true)
+	defer s.leader.set("", false)
+
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			s.log.Warn("leadership session lost; stepping down")
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	l := &leader{cfg: s.cfg, log: s.log, guard: el.Guard()}
+	err = l.run(lctx)
+	if ctx.Err() == nil {
+		// Resign so a standby takes over at once instead of after the TTL.
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+		_ = el.Resign(rctx)
+		rcancel()
+	}
+	return err
+}

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"sort"
+
+	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/clusterstore"
+	"github.com/bulwarkhq/bulwark/scheduler"
+)
+
+// nodeViews derives what `node list` shows from a snapshot.
+func nodeViews(snap *clusterstore.Snapshot) []api.NodeView {
+	allocs := make(map[string]api.Allocation, len(snap.Allocations))
+	for name, a := range snap.Allocations {
+		allocs[name] = a.Value
+	}
+	used := scheduler.UsageByHost(allocs)
+	out := make([]api.NodeView, 0, len(snap.Nodes))
+	for name, n := range snap.Nodes {
+		v := api.NodeView{Node: n.Value, State: api.NodeDown}
+		if _, ok := snap.Heartbeats[name]; ok {
+			v.State = api.NodeReady
+		}
+		u := used[name]
+		v.CPUsUsed, v.MemoryUsed, v.Workloads = u.CPUs, u.Memory, u.Count
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// workloadView derives a workload's user-facing state: the agent's report
+// when it is for the current allocation epoch, otherwise what we can tell.
+func workloadView(snap *clusterstore.Snapshot, w api.Workload) api.WorkloadView {
+	v := api.WorkloadView{Workload: w}
+	a, placed := snap.Allocations[w.Name]
+	if placed {
+		v.Host, v.Epoch = a.Value.Host, a.Value.Epoch
+	}
+	// A status for this workload on any host means something may still run.
+	var st *api.WorkloadStatus
+	for _, byName := range snap.Statuses {
+		if s, ok := byName[w.Name]; ok {
+			if st == nil || (placed && s.Value.Host == v.Host) {
+				sv := s.Value
+				st = &sv
+			}
+		}
+	}
+	switch {
+	case w.Deleting:
+		v.State = api.StateStopped
+		if placed || st != nil {
+			v.State, v.Reason = api.StateStopping, "deleting"
+		}
+	case !placed:
+		v.State, v.Reason = api.StatePending, "waiting for the scheduler"
+		if p, ok := snap.Pending[w.Name]; ok {
+			v.Reason = p.Value.Reason
+		}
+	case st != nil && st.Host == v.Host && st.Epoch == v.Epoch:
+		v.State, v.Reason = st.State, st.Reason
+	default:
+		if _, alive := snap.Heartbeats[v.Host]; !alive {
+			v.State, v.Reason = api.StatePending, "host "+v.Host+" is not ready (no heartbeat)"
+		} else {
+			v.State, v.Reason = api.StateStarting, "waiting for host "+v.Host+" to start it"
+		}
+	}
+	return v
+}
+
+func workloadViews(snap *clusterstore.Snapshot) []api.WorkloadView {
+	out := make([]api.WorkloadView, 0, len(snap.Workloads))
+	for _, w := range snap.Workloads {
+		out = append(out, workloadView(snap, w.Value))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
