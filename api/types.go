@@ -49,6 +49,18 @@ type WorkloadSpec struct {
 	Memory   ByteSize          `json:"memory"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	Priority int               `json:"priority,omitempty"`
+	// Require are hard host-label constraints: "key=value", "key!=value",
+	// "key in (a,b)", "key notin (a,b)".
+	Require []string `json:"require,omitempty"`
+	// Prefer are soft host-label preferences: "key=value[:weight]".
+	Prefer []string `json:"prefer,omitempty"`
+	// AntiAffinity names a group: no two members on one host (hard).
+	AntiAffinity string `json:"anti_affinity,omitempty"`
+	// SpreadBy is a host label key: the members of the AntiAffinity group
+	// spread evenly over its values, e.g. racks (soft). Needs AntiAffinity.
+	SpreadBy string `json:"spread_by,omitempty"`
+	// VM holds disks, direct kernel boot and NICs (VMs only).
+	VM *VMSpec `json:"vm,omitempty"`
 	// Image is the container image reference (containers only).
 	Image string `json:"image,omitempty"`
 	// Command overrides the image's entrypoint (containers only).

@@ -196,7 +196,13 @@ func (s *WorkloadSpec) Validate() error {
 		if s.Image != "" || len(s.Command) > 0 || len(s.Env) > 0 {
 			errs = append(errs, errors.New("image, command and env are for containers, not VMs"))
 		}
+		if err := s.VM.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	case KindContainer:
+		if s.VM != nil {
+			errs = append(errs, errors.New("vm settings (disks, kernel, networks) are for VMs, not containers"))
+		}
 		if s.Image == "" {
 			errs = append(errs, errors.New("a container needs an image"))
 		}
@@ -217,6 +223,9 @@ func (s *WorkloadSpec) Validate() error {
 		errs = append(errs, fmt.Errorf("priority must be from 0 to %d, got %d", MaxPriority, s.Priority))
 	}
 	if err := ValidateLabels(s.Labels); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := s.ParsePlacement(); err != nil {
 		errs = append(errs, err)
 	}
 	for k := range s.Env {

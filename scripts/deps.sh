@@ -8,7 +8,7 @@ what=${1:-build}
 
 pkgs=(gcc libc6-dev make git pkg-config libvirt-dev libvirt0 ca-certificates)
 if [ "$what" = test ]; then
-  pkgs+=(libvirt-clients iproute2 procps)
+  pkgs+=(libvirt-clients libxml2-utils iproute2 procps)
 fi
 
 missing=()

@@ -57,7 +57,8 @@ func New(baseURL string, hc *http.Client) *Client {
 	return &Client{base: normalizeBase(baseURL), hc: hc, userAgent: "bulwark-client"}
 }
 
-// SetUserAgent sets the User-Agent header sent with every request.
+// SetUserAgent sets the User-Agent header sent with every request. Call it
+// before the client is shared between goroutines.
 func (c *Client) SetUserAgent(ua string) { c.userAgent = ua }
 
 // BaseURL returns the base URL requests are sent to.

@@ -1,0 +1,220 @@
+package ctl
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/api"
+)
+
+// fakeAPI is an in-memory implementation of the Bulwark HTTP API contract,
+// good enough to drive the CLI: strict JSON decoding and validation on
+// create, 409 for a taken name, 202 "stopping" on delete, api.Error bodies.
+type fakeAPI struct {
+	t   *testing.T
+	url string
+	srv *httptest.Server
+	// rejectCreate, if set, makes every create fail with 400 and this message.
+	rejectCreate string
+
+	mu        sync.Mutex
+	nodes     map[string]api.NodeView
+	workloads map[string]api.WorkloadView
+	requests  []string // "METHOD /path"
+	created   []api.WorkloadSpec
+	// goneAfter is how many GETs a deleted workload survives; < 0: forever.
+	goneAfter int
+	gets      map[string]int
+}
+
+var testTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func newFakeAPI(t *testing.T) *fakeAPI {
+	t.Helper()
+	f := &fakeAPI{
+		t:         t,
+		nodes:     map[string]api.NodeView{},
+		workloads: map[string]api.WorkloadView{},
+		gets:      map[string]int{},
+		goneAfter: 2,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+		f.reply(w, 200, api.Health{Status: "ok", Server: "fake", Leader: "fake", IsLeader: true})
+	})
+	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		out := []api.NodeView{}
+		for _, n := range f.nodes {
+			out = append(out, n)
+		}
+		f.reply(w, 200, out)
+	})
+	mux.HandleFunc("GET /v1/nodes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n, ok := f.nodes[r.PathValue("name")]
+		if !ok {
+			f.fail(w, 404, api.CodeNotFound, "node %q not found", r.PathValue("name"))
+			return
+		}
+		f.reply(w, 200, n)
+	})
+	mux.HandleFunc("GET /v1/workloads", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		out := []api.WorkloadView{}
+		for _, wl := range f.workloads {
+			out = append(out, wl)
+		}
+		f.reply(w, 200, out)
+	})
+	mux.HandleFunc("GET /v1/workloads/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		name := r.PathValue("name")
+		wl, ok := f.workloads[name]
+		if ok && wl.Deleting && f.goneAfter >= 0 {
+			f.gets[name]++
+			if f.gets[name] > f.goneAfter {
+				delete(f.workloads, name)
+				ok = false
+			}
+		}
+		if !ok {
+			f.fail(w, 404, api.CodeNotFound, "workload %q not found", name)
+			return
+		}
+		f.reply(w, 200, wl)
+	})
+	mux.HandleFunc("POST /v1/workloads", func(w http.ResponseWriter, r *http.Request) {
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		var spec api.WorkloadSpec
+		if f.rejectCreate != "" {
+			f.fail(w, 400, api.CodeInvalid, "%s", f.rejectCreate)
+			return
+		}
+		if err := dec.Decode(&spec); err != nil {
+			f.fail(w, 400, api.CodeInvalid, "%v", err)
+			return
+		}
+		if err := spec.Validate(); err != nil {
+			f.fail(w, 400, api.CodeInvalid, "%v", err)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.workloads[spec.Name]; ok {
+			f.fail(w, 409, api.CodeConflict, "workload %q already exists", spec.Name)
+			return
+		}
+		f.created = append(f.created, spec)
+		wl := api.WorkloadView{
+			Workload: api.Workload{Schema: api.SchemaVersion, WorkloadSpec: spec, CreatedAt: testTime},
+			State:    api.StatePending,
+			Reason:   "waiting for the scheduler",
+		}
+		f.workloads[spec.Name] = wl
+		f.reply(w, 201, wl)
+	})
+	mux.HandleFunc("DELETE /v1/workloads/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		name := r.PathValue("name")
+		wl, ok := f.workloads[name]
+		if !ok {
+			f.fail(w, 404, api.CodeNotFound, "workload %q not found", name)
+			return
+		}
+		wl.Deleting, wl.State = true, api.StateStopping
+		f.workloads[name] = wl
+		f.reply(w, 202, wl)
+	})
+	mux.HandleFunc("GET /v1/allocations", func(w http.ResponseWriter, r *http.Request) {
+		f.reply(w, 200, []api.Allocation{})
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.requests = append(f.requests, r.Method+" "+r.URL.Path)
+		f.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.url, f.srv = srv.URL, srv
+	return f
+}
+
+func (f *fakeAPI) reply(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		f.t.Errorf("fake API: encoding reply: %v", err)
+	}
+}
+
+func (f *fakeAPI) fail(w http.ResponseWriter, status int, code, format string, args ...any) {
+	f.reply(w, status, api.Error{Message: fmt.Sprintf(format, args...), Code: code})
+}
+
+func (f *fakeAPI) addNode(n api.NodeView) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes[n.Name] = n
+}
+
+func (f *fakeAPI) addWorkload(w api.WorkloadView) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.workloads[w.Name] = w
+}
+
+func (f *fakeAPI) requestLog() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
+func (f *fakeAPI) createdSpecs() []api.WorkloadSpec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]api.WorkloadSpec(nil), f.created...)
+}
+
+// result is what one in-process run of bulwarkctl produced.
+type result struct {
+	stdout, stderr string
+	err            error
+}
+
+// runCLI runs bulwarkctl in-process against f (if not nil, via --api) with
+// stdin as standard input.
+func runCLI(t *testing.T, f *fakeAPI, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	app := NewApp(&out, &errb)
+	app.Reader = strings.NewReader(stdin)
+	full := []string{"bulwarkctl"}
+	if f != nil {
+		full = append(full, "--api", f.url)
+	}
+	full = append(full, args...)
+	err := app.Run(full)
+	return result{stdout: out.String(), stderr: errb.String(), err: err}
+}
+
+func (r result) mustSucceed(t *testing.T) result {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("unexpected error: %v\nstdout:\n%s\nstderr:\n%s", r.err, r.stdout, r.stderr)
+	}
+	return r
+}
