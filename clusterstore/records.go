@@ -21,6 +21,9 @@ func HostStatusPrefix(host string) string {
 }
 func StatusKey(host, workload string) string { return HostStatusPrefix(host) + workload }
 
+// SettingsKey holds the cluster-wide scheduling settings.
+const SettingsKey = Prefix + "settings/cluster"
+
 // Encode renders a record as stored JSON. Records carry their own schema field.
 func Encode(v any) []byte {
 	b, err := json.Marshal(v)
@@ -75,6 +78,10 @@ type Snapshot struct {
 	// Statuses by host, then workload.
 	Statuses map[string]map[string]Versioned[api.WorkloadStatus]
 	Pending  map[string]Versioned[api.PendingReason]
+	// Settings are the cluster settings (defaults when never set);
+	// SettingsRevision is the key's mod revision (0: defaults).
+	Settings         api.Settings
+	SettingsRevision int64
 }
 
 // ReadSnapshot reads every prefix of a Snapshot at one revision. Records that
@@ -88,6 +95,7 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 		Allocations: map[string]Versioned[api.Allocation]{},
 		Statuses:    map[string]map[string]Versioned[api.WorkloadStatus]{},
 		Pending:     map[string]Versioned[api.PendingReason]{},
+		Settings:    api.DefaultSettings(),
 	}
 	// One List of the whole prefix is one consistent read.
 	kvs, rev, err := s.List(ctx, Prefix, 0)
@@ -112,6 +120,12 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 			a, e := DecodeAllocation(kv)
 			if derr = e; e == nil {
 				snap.Allocations[name] = Versioned[api.Allocation]{a, kv.CreateRevision, kv.ModRevision}
+			}
+		case "settings":
+			if kv.Key == SettingsKey {
+				if derr = Decode(kv, &snap.Settings); derr == nil {
+					snap.SettingsRevision = kv.ModRevision
+				}
 			}
 		case "status":
 			host, wl, ok := strings.Cut(name, "/")

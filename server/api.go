@@ -41,6 +41,8 @@ func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx cont
 	mux.HandleFunc("GET /v1/workloads/{name}", h.getWorkload)
 	mux.HandleFunc("DELETE /v1/workloads/{name}", h.deleteWorkload)
 	mux.HandleFunc("GET /v1/allocations", h.listAllocations)
+	mux.HandleFunc("GET /v1/settings", h.getSettings)
+	mux.HandleFunc("PUT /v1/settings", h.putSettings)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -135,17 +137,61 @@ func (h *Handler) listAllocations(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request) {
+	kv, found, _, err := h.store.Get(r.Context(), clusterstore.SettingsKey)
+	if err != nil {
+		h.storeError(w, "read settings", err)
+		return
+	}
+	st := api.DefaultSettings()
+	if found {
+		if err := clusterstore.Decode(kv, &st); err != nil {
+			writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// putSettings replaces the cluster settings. Fields left out keep their
+// defaults, not their current values: the body is the whole setting set.
+func (h *Handler) putSettings(w http.ResponseWriter, r *http.Request) {
+	st := api.DefaultSettings()
+	if err := decodeStrict(http.MaxBytesReader(w, r.Body, maxBody), &st); err != nil {
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "invalid settings: "+err.Error())
+		return
+	}
+	st.Schema = api.SchemaVersion
+	if err := st.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	if _, _, err := h.store.Txn(r.Context(), nil, []clusterstore.Op{clusterstore.Put(clusterstore.SettingsKey, clusterstore.Encode(st))}); err != nil {
+		h.storeError(w, "write settings", err)
+		return
+	}
+	h.log.Info("cluster settings changed", "strategy", st.Strategy, "preemption", st.Preemption, "tolerate_host_failures", st.TolerateHostFailures)
+	writeJSON(w, http.StatusOK, st)
+}
+
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r, maxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value in the body")
+	}
+	return nil
+}
+
 // DecodeSpec reads a workload spec strictly: unknown fields, trailing data and
 // oversized bodies are errors.
 func DecodeSpec(r io.Reader) (api.WorkloadSpec, error) {
 	var spec api.WorkloadSpec
-	dec := json.NewDecoder(io.LimitReader(r, maxBody+1))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
+	if err := decodeStrict(r, &spec); err != nil {
 		return spec, fmt.Errorf("invalid workload spec: %w", err)
-	}
-	if dec.More() {
-		return spec, errors.New("invalid workload spec: more than one JSON value in the body")
 	}
 	return spec, nil
 }
