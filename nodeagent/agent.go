@@ -31,6 +31,9 @@ type Config struct {
 	StopTimeout time.Duration
 	// HTTPListen, if set, is where the agent serves GET /v1/tasks.
 	HTTPListen string
+	// OnReady, if set, is called once the host is registered and holds its
+	// first heartbeat lease (systemd readiness).
+	OnReady func()
 	// CPUs and Memory override the driver's fingerprint when set.
 	CPUs   int
 	Memory api.ByteSize
@@ -162,6 +165,10 @@ func (a *Agent) serveSession(ctx context.Context) error {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	a.log.Info("heartbeat lease held", "lease", int64(sess.Lease()), "ttl", a.cfg.SessionTTL)
+	if a.cfg.OnReady != nil {
+		a.cfg.OnReady()
+		a.cfg.OnReady = nil // once per process
+	}
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -197,9 +197,12 @@ func schedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 	return st
 }
 
-// place asks the scheduler for a plan and commits it in one transaction,
-// guarded by leadership, by every workload's record, by the allocation keys
-// being free, and by each target host's registration and heartbeat.
+// place asks the scheduler for a plan and commits it. Each placement is
+// re-checked with the same Fits the engine used; then the plan is committed
+// in chunks, each one transaction guarded by leadership, by every workload's
+// record, by the allocation keys being free, and by each target host's
+// registration and heartbeat. A chunk that loses a race stops the rest:
+// the next evaluation starts from fresh state.
 func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now time.Time) (bool, error) {
 	var pending []api.Workload
 	for name, w := range snap.Workloads {
@@ -210,24 +213,22 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 	if len(pending) == 0 {
 		return false, nil
 	}
+	began := time.Now()
 	st := schedulerState(snap)
 	plan := l.cfg.Scheduler.Schedule(st, pending, now)
 
-	// Re-check with the same Fits the engine uses: a plan that would
-	// overcommit a host is a bug, and we refuse to write it.
 	nodes := make(map[string]scheduler.NodeInfo, len(st.Nodes))
 	for _, n := range st.Nodes {
 		nodes[n.Node.Name] = n
 	}
 	used := scheduler.UsageByHost(st.Allocations)
-	var conds []clusterstore.Cond
-	var ops []clusterstore.Op
-	guarded := map[string]bool{}
+	b := newBatcher(l, l.cfg.MaxTxnOps)
 	for _, p := range plan.Placements {
 		n, ok := nodes[p.Host]
 		if !ok {
 			return false, fmt.Errorf("plan places %s on unknown host %s", p.Workload, p.Host)
 		}
+		// A plan that would overcommit a host is a bug: refuse to write it.
 		if fits, why := scheduler.Fits(n, used[p.Host], p.CPUs, p.Memory); !fits {
 			return false, fmt.Errorf("plan places %s on %s but it does not fit: %s", p.Workload, p.Host, why)
 		}
@@ -236,43 +237,107 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		u.Memory += p.Memory
 		u.Count++
 		used[p.Host] = u
+
 		w := snap.Workloads[p.Workload]
-		conds = append(conds,
+		conds := []clusterstore.Cond{
 			clusterstore.ModRevisionIs(clusterstore.WorkloadKey(p.Workload), w.ModRevision),
-			clusterstore.Missing(clusterstore.AllocationKey(p.Workload)))
-		if !guarded[p.Host] {
-			guarded[p.Host] = true
-			hb := snap.Heartbeats[p.Host]
-			conds = append(conds,
-				clusterstore.ModRevisionIs(clusterstore.NodeKey(p.Host), n.ModRevision),
-				clusterstore.ModRevisionIs(clusterstore.HeartbeatKey(p.Host), hb.ModRevision))
+			clusterstore.Missing(clusterstore.AllocationKey(p.Workload)),
 		}
 		a := api.Allocation{Schema: api.SchemaVersion, Workload: p.Workload, Host: p.Host, CPUs: p.CPUs, Memory: p.Memory, CreatedAt: now.UTC()}
-		ops = append(ops, clusterstore.Put(clusterstore.AllocationKey(p.Workload), clusterstore.Encode(a)), clusterstore.Delete(clusterstore.PendingKey(p.Workload)))
+		ops := []clusterstore.Op{clusterstore.Put(clusterstore.AllocationKey(p.Workload), clusterstore.Encode(a))}
+		if _, had := snap.Pending[p.Workload]; had {
+			ops = append(ops, clusterstore.Delete(clusterstore.PendingKey(p.Workload)))
+		}
+		hb := snap.Heartbeats[p.Host]
+		hostConds := []clusterstore.Cond{
+			clusterstore.ModRevisionIs(clusterstore.NodeKey(p.Host), n.ModRevision),
+			clusterstore.ModRevisionIs(clusterstore.HeartbeatKey(p.Host), hb.ModRevision),
+		}
+		if ok, err := b.add(ctx, p.Host, hostConds, conds, ops); err != nil || !ok {
+			return !ok, err
+		}
 	}
 	for _, u := range plan.Unplaced {
-		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: u.Workload, Reason: u.Reason, At: now.UTC()}
 		if old, ok := snap.Pending[u.Workload]; ok && old.Value.Reason == u.Reason {
 			continue // unchanged: don't write
 		}
-		ops = append(ops, clusterstore.Put(clusterstore.PendingKey(u.Workload), clusterstore.Encode(rec)))
+		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: u.Workload, Reason: u.Reason, At: now.UTC()}
+		w := snap.Workloads[u.Workload]
+		conds := []clusterstore.Cond{clusterstore.ModRevisionIs(clusterstore.WorkloadKey(u.Workload), w.ModRevision)}
+		ops := []clusterstore.Op{clusterstore.Put(clusterstore.PendingKey(u.Workload), clusterstore.Encode(rec))}
+		if ok, err := b.add(ctx, "", nil, conds, ops); err != nil || !ok {
+			return !ok, err
+		}
 		l.log.Info("workload pending", "workload", u.Workload, "reason", u.Reason)
 	}
-	if len(ops) == 0 {
-		return false, nil
+	if ok, err := b.flush(ctx); err != nil || !ok {
+		return !ok, err
 	}
-	ok, err := l.commit(ctx, conds, ops)
+	if len(plan.Placements) <= 20 {
+		for _, p := range plan.Placements {
+			l.log.Info("placed", "workload", p.Workload, "host", p.Host)
+		}
+	} else {
+		l.log.Info("placed", "workloads", len(plan.Placements), "transactions", b.txns)
+	}
+	if l.cfg.OnPlan != nil && b.txns > 0 {
+		l.cfg.OnPlan(PlanReport{Placed: len(plan.Placements), Unplaced: len(plan.Unplaced), Transactions: b.txns, Took: time.Since(began)})
+	}
+	return false, nil
+}
+
+// batcher packs guarded writes into transactions under the op limit. Host
+// guards are added once per transaction for every host it touches.
+type batcher struct {
+	l     *leader
+	max   int
+	conds []clusterstore.Cond
+	ops   []clusterstore.Op
+	hosts map[string]bool
+	txns  int
+}
+
+func newBatcher(l *leader, max int) *batcher {
+	return &batcher{l: l, max: max, hosts: map[string]bool{}}
+}
+
+// add queues one item; it commits the current batch first if the item would
+// not fit. It returns false if a commit lost a race.
+func (b *batcher) add(ctx context.Context, host string, hostConds, conds []clusterstore.Cond, ops []clusterstore.Op) (bool, error) {
+	extra := len(conds)
+	if host != "" && !b.hosts[host] {
+		extra += len(hostConds)
+	}
+	// +1 leaves room for the leadership guard.
+	if len(b.conds)+extra+1 > b.max || len(b.ops)+len(ops) > b.max {
+		if ok, err := b.flush(ctx); err != nil || !ok {
+			return ok, err
+		}
+	}
+	if host != "" && !b.hosts[host] {
+		b.hosts[host] = true
+		b.conds = append(b.conds, hostConds...)
+	}
+	b.conds = append(b.conds, conds...)
+	b.ops = append(b.ops, ops...)
+	return true, nil
+}
+
+func (b *batcher) flush(ctx context.Context) (bool, error) {
+	if len(b.ops) == 0 {
+		return true, nil
+	}
+	ok, err := b.l.commit(ctx, b.conds, b.ops)
+	b.conds, b.ops, b.hosts = b.conds[:0], b.ops[:0], map[string]bool{}
 	if err != nil {
 		return false, err
 	}
 	if !ok {
-		l.log.Info("plan lost a race; re-evaluating", "placements", len(plan.Placements))
-		return true, nil
+		b.l.log.Info("plan lost a race; re-evaluating")
+		return false, nil
 	}
-	for _, p := range plan.Placements {
-		l.log.Info("placed", "workload", p.Workload, "host", p.Host)
-	}
-	return false, nil
+	b.txns++
+	return true, nil
 }
 
 // commit runs a transaction guarded by leadership.

@@ -35,6 +35,16 @@ type Config struct {
 	Log       *slog.Logger
 	// Listener, if set, is used instead of listening on Listen.
 	Listener net.Listener
+	// OnReady, if set, is called once the API is listening (systemd
+	// readiness).
+	OnReady func()
+	// OnPlan, if set, is told about every evaluation that placed or
+	// parked workloads (benchmarks and metrics).
+	OnPlan func(PlanReport)
+	// MaxTxnOps bounds the operations (and separately the conditions) of
+	// one transaction; big plans are committed in chunks under it. It must
+	// not exceed the store's own limit.
+	MaxTxnOps int
 }
 
 // Server is one replica.
@@ -60,6 +70,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 5 * time.Second
+	}
+	if cfg.MaxTxnOps == 0 {
+		cfg.MaxTxnOps = 8192
 	}
 	if cfg.Scheduler == nil {
 		cfg.Scheduler = scheduler.FirstFit{}
@@ -96,6 +109,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	go func() { errc <- s.campaignLoop(ctx) }()
+	if s.cfg.OnReady != nil {
+		s.cfg.OnReady()
+	}
 
 	var err error
 	select {

@@ -40,7 +40,7 @@ func main() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BULWARK_LOG_LEVEL"}},
 		},
-		Commands: []*cli.Command{serverCommand(), agentCommand(), devCommand()},
+		Commands: []*cli.Command{serverCommand(), agentCommand(), devCommand(), benchCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

@@ -1,0 +1,39 @@
+package server
+
+import (
+	"sync"
+	"time"
+)
+
+// PlanReport describes one evaluation the leader committed.
+type PlanReport struct {
+	Placed       int
+	Unplaced     int
+	Preempted    int
+	Transactions int
+	Took         time.Duration
+}
+
+// PlanStats adds up PlanReports; its Record method fits Config.OnPlan.
+type PlanStats struct {
+	mu    sync.Mutex
+	evals int
+	txns  int
+	took  time.Duration
+}
+
+// Record adds one report.
+func (s *PlanStats) Record(r PlanReport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.evals++
+	s.txns += r.Transactions
+	s.took += r.Took
+}
+
+// Snapshot returns evaluations, transactions and time spent so far.
+func (s *PlanStats) Snapshot() (evals, txns int, took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.evals, s.txns, s.took
+}
