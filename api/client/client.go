@@ -227,6 +227,76 @@ func (c *Client) ListAllocations(ctx context.Context) ([]api.Allocation, error) 
 	return out, nil
 }
 
+// Explain returns GET /v1/workloads/{name}/explain: why the workload is
+// placed where it is, or why it is pending, with a verdict for every host.
+// The server answers 404 (api.CodeNotFound) if there is no such workload.
+func (c *Client) Explain(ctx context.Context, name string) (*api.Explanation, error) {
+	p, err := itemPath("/v1/workloads/", "workload", name)
+	if err != nil {
+		return nil, err
+	}
+	var out api.Explanation
+	if err := c.do(ctx, http.MethodGet, p+"/explain", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetSettings returns GET /v1/settings, the cluster-wide scheduling
+// settings (api.DefaultSettings until an operator changed them).
+func (c *Client) GetSettings(ctx context.Context) (*api.Settings, error) {
+	var out api.Settings
+	if err := c.do(ctx, http.MethodGet, "/v1/settings", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PutSettings sends PUT /v1/settings. The body is the whole setting set:
+// the server resets every field of its settings to the value sent (a field
+// the server knows but this client does not is reset to its default). It
+// answers 200 with the stored settings, or 400 (api.CodeInvalid). To change
+// some fields only, use UpdateSettings.
+func (c *Client) PutSettings(ctx context.Context, s api.Settings) (*api.Settings, error) {
+	body, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encoding settings: %w", err)
+	}
+	var out api.Settings
+	if err := c.do(ctx, http.MethodPut, "/v1/settings", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateSettings reads the settings, lets change modify them and writes
+// the whole set back; it returns the settings before and after. If change
+// returns an error, nothing is written. Because PUT replaces every field,
+// UpdateSettings refuses to write when the server sent a field that
+// api.Settings lacks (a newer server): the write would silently reset it.
+//
+// The read and the write are not atomic: a change that another client
+// makes in between is overwritten.
+func (c *Client) UpdateSettings(ctx context.Context, change func(*api.Settings) error) (before, after *api.Settings, err error) {
+	var cur api.Settings
+	if err := c.exchange(ctx, http.MethodGet, "/v1/settings", nil, &cur, true); err != nil {
+		var uf *unknownFieldError
+		if errors.As(err, &uf) {
+			return nil, nil, fmt.Errorf("the server has a setting this client does not know (%s); writing the settings back would reset it, so nothing was changed: use a client as new as the server", uf.field)
+		}
+		return nil, nil, err
+	}
+	next := cur
+	if err := change(&next); err != nil {
+		return &cur, nil, err
+	}
+	after, err = c.PutSettings(ctx, next)
+	if err != nil {
+		return &cur, nil, err
+	}
+	return &cur, after, nil
+}
+
 // itemPath builds prefix+name, refusing an empty name (which would address
 // the collection instead of an item).
 func itemPath(prefix, what, name string) (string, error) {
@@ -238,6 +308,17 @@ func itemPath(prefix, what, name string) (string, error) {
 
 // do sends one request and decodes a 2xx JSON body into out.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	return c.exchange(ctx, method, path, body, out, false)
+}
+
+// unknownFieldError is a strict decode that met a field out does not have.
+type unknownFieldError struct{ field string }
+
+func (e *unknownFieldError) Error() string { return "unknown field " + e.field }
+
+// exchange sends one request and decodes a 2xx JSON body into out (if not
+// nil). With strict, a field that out lacks is an *unknownFieldError.
+func (c *Client) exchange(ctx context.Context, method, path string, body []byte, out any, strict bool) error {
 	if c.base == "" {
 		return errors.New("no Bulwark API URL configured: set --api or BULWARK_API, e.g. http://127.0.0.1:7370")
 	}
@@ -286,7 +367,17 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if strict {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(out)
+		if f, ok := strings.CutPrefix(fmt.Sprint(err), "json: unknown field "); ok {
+			err = &unknownFieldError{field: f}
+		}
+	} else {
+		err = json.Unmarshal(data, out)
+	}
+	if err != nil {
 		return fmt.Errorf("decoding response to %s %s (HTTP %d): %w", method, path, resp.StatusCode, err)
 	}
 	return nil

@@ -67,19 +67,30 @@ var (
 	}
 )
 
+var (
+	explanation = api.Explanation{Workload: "web", State: api.StateRunning, Host: "node-a", Summary: "placed on node-a (score 87)",
+		Hosts: []api.HostVerdict{{Host: "node-a", Feasible: true, Score: 87, Chosen: true}, {Host: "node-b", Reason: "down"}}}
+	spread = api.Settings{Schema: api.SchemaVersion, Strategy: api.StrategySpread, Preemption: true, TolerateHostFailures: 1, ReservedCPUs: 2, ReservedMemory: 4 * api.GiB}
+)
+
+func ptr[T any](v T) *T { return &v }
+
 func TestMethodsDecodeResponses(t *testing.T) {
 	ctx := context.Background()
 	stopping := web
 	stopping.State = api.StateStopping
 	c, rec := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
-		"GET /v1/health":           reply(200, api.Health{Status: "ok", Server: "s1", Leader: "s1", IsLeader: true, Revision: 3}),
-		"GET /v1/nodes":            reply(200, []api.NodeView{nodeA}),
-		"GET /v1/nodes/node-a":     reply(200, nodeA),
-		"GET /v1/workloads":        reply(200, []api.WorkloadView{web}),
-		"GET /v1/workloads/web":    reply(200, web),
-		"POST /v1/workloads":       reply(201, web),
-		"DELETE /v1/workloads/web": reply(202, stopping),
-		"GET /v1/allocations":      reply(200, []api.Allocation{{Workload: "web", Host: "node-a", CPUs: 2, Memory: api.GiB, Epoch: 7}}),
+		"GET /v1/health":                reply(200, api.Health{Status: "ok", Server: "s1", Leader: "s1", IsLeader: true, Revision: 3}),
+		"GET /v1/nodes":                 reply(200, []api.NodeView{nodeA}),
+		"GET /v1/nodes/node-a":          reply(200, nodeA),
+		"GET /v1/workloads":             reply(200, []api.WorkloadView{web}),
+		"GET /v1/workloads/web":         reply(200, web),
+		"POST /v1/workloads":            reply(201, web),
+		"DELETE /v1/workloads/web":      reply(202, stopping),
+		"GET /v1/allocations":           reply(200, []api.Allocation{{Workload: "web", Host: "node-a", CPUs: 2, Memory: api.GiB, Epoch: 7}}),
+		"GET /v1/workloads/web/explain": reply(200, explanation),
+		"GET /v1/settings":              reply(200, api.DefaultSettings()),
+		"PUT /v1/settings":              reply(200, spread),
 	})
 
 	tests := []struct {
@@ -98,6 +109,9 @@ func TestMethodsDecodeResponses(t *testing.T) {
 		{"delete workload", func() (any, error) { return c.DeleteWorkload(ctx, "web") }, "DELETE /v1/workloads/web", &stopping},
 		{"list allocations", func() (any, error) { return c.ListAllocations(ctx) }, "GET /v1/allocations",
 			[]api.Allocation{{Workload: "web", Host: "node-a", CPUs: 2, Memory: api.GiB, Epoch: 7}}},
+		{"explain", func() (any, error) { return c.Explain(ctx, "web") }, "GET /v1/workloads/web/explain", &explanation},
+		{"get settings", func() (any, error) { return c.GetSettings(ctx) }, "GET /v1/settings", ptr(api.DefaultSettings())},
+		{"put settings", func() (any, error) { return c.PutSettings(ctx, spread) }, "PUT /v1/settings", &spread},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,6 +240,7 @@ func TestEmptyNameSendsNothing(t *testing.T) {
 		"GetNode":        func() error { _, err := c.GetNode(ctx, ""); return err },
 		"GetWorkload":    func() error { _, err := c.GetWorkload(ctx, ""); return err },
 		"DeleteWorkload": func() error { _, err := c.DeleteWorkload(ctx, ""); return err },
+		"Explain":        func() error { _, err := c.Explain(ctx, ""); return err },
 	}
 	for name, call := range calls {
 		if err := call(); err == nil || !strings.Contains(err.Error(), "name is empty") {
@@ -240,9 +255,108 @@ func TestEmptyNameSendsNothing(t *testing.T) {
 func TestNamesArePathEscaped(t *testing.T) {
 	c, rec := newTestClient(t, nil)
 	_, _ = c.GetWorkload(context.Background(), "a/../b")
-	if len(rec.got) != 1 || rec.got[0] != "GET /v1/workloads/a%2F..%2Fb" {
-		t.Errorf("requests %v", rec.got)
+	_, _ = c.Explain(context.Background(), "a/b")
+	if want := []string{"GET /v1/workloads/a%2F..%2Fb", "GET /v1/workloads/a%2Fb/explain"}; !reflect.DeepEqual(rec.got, want) {
+		t.Errorf("requests %v, want %v", rec.got, want)
 	}
+}
+
+func TestPutSettingsSendsTheWholeSet(t *testing.T) {
+	c, rec := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
+		"PUT /v1/settings": reply(200, api.DefaultSettings()),
+	})
+	// Zero values too: a field left out would be reset by the server anyway,
+	// but the body should say what the caller means.
+	if _, err := c.PutSettings(context.Background(), api.DefaultSettings()); err != nil {
+		t.Fatal(err)
+	}
+	if ct := rec.hdrs[0].Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var sent map[string]any
+	if err := json.Unmarshal(rec.bodies[0], &sent); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"schema": 1.0, "strategy": "binpack", "preemption": false, "tolerate_host_failures": 0.0, "reserved_cpus": 0.0, "reserved_memory": "0B"}
+	if !reflect.DeepEqual(sent, want) {
+		t.Errorf("sent %v, want %v", sent, want)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(rec.bodies[0])))
+	dec.DisallowUnknownFields() // the server is strict
+	var st api.Settings
+	if err := dec.Decode(&st); err != nil || st != api.DefaultSettings() {
+		t.Errorf("server-side decode: %v %+v", err, st)
+	}
+}
+
+func TestUpdateSettings(t *testing.T) {
+	ctx := context.Background()
+	t.Run("changes and writes back", func(t *testing.T) {
+		c, rec := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
+			"GET /v1/settings": reply(200, spread),
+			"PUT /v1/settings": func(w http.ResponseWriter, body []byte) {
+				var st api.Settings
+				_ = json.Unmarshal(body, &st)
+				writeJSON(w, 200, st)
+			},
+		})
+		before, after, err := c.UpdateSettings(ctx, func(s *api.Settings) error {
+			s.ReservedCPUs = 8
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := spread
+		want.ReservedCPUs = 8
+		if *before != spread || *after != want {
+			t.Errorf("before %+v after %+v", before, after)
+		}
+		if !reflect.DeepEqual(rec.got, []string{"GET /v1/settings", "PUT /v1/settings"}) {
+			t.Errorf("requests %v", rec.got)
+		}
+	})
+	t.Run("change fails", func(t *testing.T) {
+		c, rec := newTestClient(t, map[string]func(http.ResponseWriter, []byte){"GET /v1/settings": reply(200, spread)})
+		boom := errors.New("boom")
+		before, after, err := c.UpdateSettings(ctx, func(s *api.Settings) error { return boom })
+		if !errors.Is(err, boom) || *before != spread || after != nil {
+			t.Errorf("got %v %v %v", before, after, err)
+		}
+		if len(rec.got) != 1 {
+			t.Errorf("requests %v", rec.got)
+		}
+	})
+	t.Run("unknown field is not reset", func(t *testing.T) {
+		c, rec := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
+			"GET /v1/settings": func(w http.ResponseWriter, _ []byte) {
+				_, _ = io.WriteString(w, `{"schema":1,"strategy":"spread","preemption":false,"tolerate_host_failures":0,"reserved_cpus":0,"reserved_memory":"0B","max_moves":3}`)
+			},
+		})
+		called := false
+		_, _, err := c.UpdateSettings(ctx, func(s *api.Settings) error { called = true; return nil })
+		if err == nil || !strings.Contains(err.Error(), `setting this client does not know ("max_moves")`) || called {
+			t.Errorf("error %v, change called %v", err, called)
+		}
+		if len(rec.got) != 1 {
+			t.Errorf("requests %v", rec.got)
+		}
+		// GetSettings is lenient: showing works with a newer server.
+		if st, err := c.GetSettings(ctx); err != nil || st.Strategy != api.StrategySpread {
+			t.Errorf("GetSettings: %+v %v", st, err)
+		}
+	})
+	t.Run("server error", func(t *testing.T) {
+		c, _ := newTestClient(t, map[string]func(http.ResponseWriter, []byte){
+			"GET /v1/settings": reply(200, spread),
+			"PUT /v1/settings": reply(400, api.Error{Message: "invalid settings", Code: api.CodeInvalid}),
+		})
+		_, after, err := c.UpdateSettings(ctx, func(*api.Settings) error { return nil })
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Status != 400 || after != nil {
+			t.Errorf("got %v %v", after, err)
+		}
+	})
 }
 
 func TestBadBaseURL(t *testing.T) {

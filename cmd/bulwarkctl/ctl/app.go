@@ -38,14 +38,17 @@ const (
 const appDescription = `bulwarkctl talks to the Bulwark API server over HTTP. It shows the hosts
 (nodes) and the workloads (VMs and containers) of a cluster, creates VMs,
 creates workloads from files, and deletes workloads. Bulwark's scheduler
-places every workload on a node with enough free CPUs and memory, and moves
-it to another node if that host fails.
+places every workload on a node with enough free CPUs and memory (and that
+meets the workload's placement rules), and moves it to another node if that
+host fails. "bulwarkctl explain NAME" shows how it judged each node, and
+"bulwarkctl settings" shows and changes how it chooses.
 
 Getting started (a one-process cluster on this machine):
    bulwarkd dev                                       # in another terminal
    bulwarkctl node list                               # hosts and their free resources
    bulwarkctl vm create web-1 --cpus 2 --memory 1GiB  # ask for a VM
    bulwarkctl workload show web-1                     # its state, host, and why it waits
+   bulwarkctl explain web-1                           # how each node was judged
    bulwarkctl workload delete web-1 --wait            # stop and remove it
 
 The API address is taken from --api, else from $BULWARK_API, else it is
@@ -69,6 +72,8 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		workloadCommand(),
 		vmCommand(),
 		applyCommand(),
+		explainCommand(),
+		settingsCommand(),
 	}
 	app := &cli.App{
 		Name:        "bulwarkctl",

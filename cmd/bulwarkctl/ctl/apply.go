@@ -33,6 +33,13 @@ input), checks it, and creates the workload. The fields are:
    memory    required; at least 64MiB, e.g. 512MiB, 2GiB
    labels    optional map of key: value
    priority  optional; 0 to 1000, default 0
+   require   optional list of host-label constraints that must hold:
+             key=value, key!=value, "key in (a,b)", "key notin (a,b)"
+   prefer    optional list of host-label preferences key=value[:weight],
+             weight 1 to 100 (default 1)
+   anti_affinity  optional group name: no two members on one host
+   spread_by      optional host label key to spread the group over
+             (needs anti_affinity); see 'bulwarkctl vm create --help'
    vm        VMs only, optional: disks, kernel, initrd, cmdline, networks
    image, command, env   containers only: image (required), command, env
 A field that is not in this list is an error, so typos are caught; if the
@@ -51,6 +58,11 @@ Example file web.yaml:
    memory: 2GiB
    labels:
      tier: front
+   require:
+     - rack in (r1,r2)
+   prefer:
+     - disk=ssd:50
+   anti_affinity: web
 
 Examples:
    bulwarkctl apply -f web.yaml

@@ -131,6 +131,14 @@ func TestVMCreate(t *testing.T) {
 			api.WorkloadSpec{Name: "web-2", Kind: api.KindVM, CPUs: 2, Memory: 1536 * api.MiB}},
 		{"flags on both sides", []string{"vm", "create", "--label", "a=1", "web-3", "--label", "b=2", "--memory=2G"},
 			api.WorkloadSpec{Name: "web-3", Kind: api.KindVM, CPUs: 1, Memory: 2 * api.GiB, Labels: map[string]string{"a": "1", "b": "2"}}},
+		{"placement flags after name", []string{"vm", "create", "pg-1", "--require", "rack in (r1,r2)", "--require", "zone=eu-1", "--prefer", "disk=ssd:50", "--prefer", "gpu=none", "--anti-affinity", "pg", "--spread-by", "rack"},
+			api.WorkloadSpec{Name: "pg-1", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB,
+				Require: []string{"rack in (r1,r2)", "zone=eu-1"}, Prefer: []string{"disk=ssd:50", "gpu=none"}, AntiAffinity: "pg", SpreadBy: "rack"}},
+		{"placement flags before name", []string{"vm", "create", "--require=rack notin (r9,r10)", "--require", "gpu!=none", "--prefer=disk=ssd", "--anti-affinity=pg", "--spread-by=topology.io/rack", "pg-2"},
+			api.WorkloadSpec{Name: "pg-2", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB,
+				Require: []string{"rack notin (r9,r10)", "gpu!=none"}, Prefer: []string{"disk=ssd"}, AntiAffinity: "pg", SpreadBy: "topology.io/rack"}},
+		{"anti-affinity alone", []string{"vm", "create", "web-4", "--anti-affinity", "web"},
+			api.WorkloadSpec{Name: "web-4", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB, AntiAffinity: "web"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,6 +194,8 @@ func TestBadInputSendsNothing(t *testing.T) {
 	list := write("list.yaml", "- name: a\n")
 	trailing := write("trailing.json", `{"name": "a", "kind": "vm", "cpus": 1, "memory": "1GiB"} {"name": "b"}`)
 	dupKey := write("dup.yaml", "name: a\nkind: vm\ncpus: 1\ncpus: 2\nmemory: 1GiB\n")
+	badPlacement := write("placement.yaml", "name: a\nkind: vm\ncpus: 1\nmemory: 1GiB\nrequire: [\"rack in r1\"]\nprefer: [\"ssd=true:0\"]\nanti_affinity: Web_Group\n")
+	placementNotList := write("require.yaml", "name: a\nkind: vm\ncpus: 1\nmemory: 1GiB\nrequire: rack=r1\n")
 	long := strings.Repeat("a", 64)
 
 	tests := []struct {
@@ -226,6 +236,40 @@ func TestBadInputSendsNothing(t *testing.T) {
 		{"apply duplicate key", "", []string{"apply", "-f", dupKey}, []string{"cpus", "already"}},
 		{"apply missing file", "", []string{"apply", "-f", filepath.Join(dir, "nope.yaml")}, []string{"cannot read the workload file", "nope.yaml"}},
 		{"apply without -f", "", []string{"apply"}, []string{"missing -f FILE"}},
+		{"require without operator", "", []string{"vm", "create", "web-1", "--require", "rack"}, []string{`constraint "rack": no operator`, "key=value, key!=value, 'key in (a,b)'", "nothing was sent"}},
+		{"require in without parentheses", "", []string{"vm", "create", "web-1", "--require", "rack in r1,r2"}, []string{`constraint "rack in r1,r2": the values must be in parentheses`}},
+		{"require empty list value", "", []string{"vm", "create", "--require", "rack notin (r1,)", "web-1"}, []string{"empty value in the list"}},
+		{"require two operators", "", []string{"vm", "create", "web-1", "--require", "a==b"}, []string{"more than one operator"}},
+		{"require bad key", "", []string{"vm", "create", "web-1", "--require", "ra ck=r1"}, []string{`label key "ra ck" is not valid`}},
+		{"require bad value", "", []string{"vm", "create", "web-1", "--require", "rack in (r1,r 2)"}, []string{`value "r 2" is not a valid label value`}},
+		{"prefer weight 0", "", []string{"vm", "create", "web-1", "--prefer", "disk=ssd:0"}, []string{`preference "disk=ssd:0": weight must be a whole number from 1 to 100`}},
+		{"prefer weight 101", "", []string{"vm", "create", "web-1", "--prefer", "disk=ssd:101"}, []string{"weight must be a whole number from 1 to 100"}},
+		{"prefer weight not a number", "", []string{"vm", "create", "web-1", "--prefer", "disk=ssd:high"}, []string{`preference "disk=ssd:high": weight must be`}},
+		{"prefer without =", "", []string{"vm", "create", "web-1", "--prefer", "ssd"}, []string{`preference "ssd": use key=value or key=value:weight`}},
+		{"prefer empty value", "", []string{"vm", "create", "web-1", "--prefer", "disk=:5"}, []string{"not a valid label key=value"}},
+		{"anti-affinity not a DNS label", "", []string{"vm", "create", "web-1", "--anti-affinity", "Web_Group"}, []string{`anti-affinity group name "Web_Group" is not a DNS label`}},
+		{"anti-affinity too long", "", []string{"vm", "create", "web-1", "--anti-affinity", long}, []string{"anti-affinity group name", "at most 63"}},
+		{"spread-by without anti-affinity", "", []string{"vm", "create", "web-1", "--spread-by", "rack"}, []string{"spread-by spreads the members of an anti-affinity group: set anti-affinity too"}},
+		{"spread-by bad key", "", []string{"vm", "create", "web-1", "--anti-affinity", "g", "--spread-by", "ra ck"}, []string{`spread-by "ra ck" is not a valid label key`}},
+		{"several placement problems", "", []string{"vm", "create", "web-1", "--require", "rack", "--prefer", "a=b:0", "--anti-affinity", "X"}, []string{"no operator", "weight must", "not a DNS label", "\n  - "}},
+		{"apply bad placement", "", []string{"apply", "-f", badPlacement}, []string{"invalid workload spec", "values must be in parentheses", "weight must be", `"Web_Group" is not a DNS label`}},
+		{"apply require not a list", "", []string{"apply", "-f", placementNotList}, []string{`field "require": expected a list, not text`}},
+		{"explain bad name", "", []string{"explain", "Web_1"}, []string{"not a DNS label"}},
+		{"explain without name", "", []string{"explain"}, []string{"missing NAME", "bulwarkctl explain [options] NAME"}},
+		{"explain two names", "", []string{"explain", "a", "b"}, []string{"too many arguments"}},
+		{"settings set nothing", "", []string{"settings", "set"}, []string{"nothing to change", "--strategy", "bulwarkctl settings set --help"}},
+		{"settings set unknown strategy", "", []string{"settings", "set", "--strategy", "roundrobin"}, []string{`strategy "roundrobin" is unknown: use binpack or spread`, "nothing was sent"}},
+		{"settings set tolerate 17", "", []string{"settings", "set", "--tolerate-host-failures", "17"}, []string{"tolerate_host_failures must be from 0 to 16, got 17"}},
+		{"settings set tolerate negative", "", []string{"settings", "set", "--tolerate-host-failures=-1"}, []string{"tolerate_host_failures must be from 0 to 16, got -1"}},
+		{"settings set reserved cpus", "", []string{"settings", "set", "--reserved-cpus", "5000"}, []string{"reserved_cpus must be from 0 to 4096, got 5000"}},
+		{"settings set reserved memory not a size", "", []string{"settings", "set", "--reserved-memory", "lots"}, []string{`--reserved-memory: size "lots": must start with a number`}},
+		{"settings set reserved memory too large", "", []string{"settings", "set", "--reserved-memory", "65TiB"}, []string{"reserved_memory must be from 0 to 64TiB, got 65TiB"}},
+		{"settings set several problems", "", []string{"settings", "set", "--strategy", "x", "--reserved-cpus", "-1"}, []string{"invalid settings (nothing was sent to the server):", "strategy \"x\"", "reserved_cpus"}},
+		{"settings set bool with space", "", []string{"settings", "set", "--preemption", "false"}, []string{`unexpected argument "false"`, "--preemption=false"}},
+		{"settings set int not a number", "", []string{"settings", "set", "--reserved-cpus", "two"}, []string{`invalid value "two" for flag`, "reserved-cpus", "bulwarkctl settings set --help"}},
+		{"settings set argument", "", []string{"settings", "set", "spread"}, []string{"unexpected arguments"}},
+		{"settings show argument", "", []string{"settings", "show", "all"}, []string{"unexpected arguments"}},
+		{"settings unknown subcommand", "", []string{"settings", "edit"}, []string{`unknown command "edit" for 'bulwarkctl settings'`}},
 		{"show bad name", "", []string{"workload", "show", "Web_1"}, []string{"not a DNS label"}},
 		{"delete bad name", "", []string{"workload", "delete", "x_"}, []string{"not a DNS label"}},
 		{"delete wait bad timeout", "", []string{"workload", "delete", "web-1", "--wait", "--timeout", "0s"}, []string{"--timeout must be positive"}},
@@ -327,6 +371,24 @@ func TestApply(t *testing.T) {
 			}
 		}
 	})
+	t.Run("placement fields", func(t *testing.T) {
+		f := newFakeAPI(t)
+		in := "name: pg-1\nkind: vm\ncpus: 1\nmemory: 1GiB\nrequire:\n  - rack in (r1,r2)\n  - gpu!=none\nprefer:\n  - disk=ssd:50\nanti_affinity: pg\nspread_by: rack\n"
+		runCLI(t, f, in, "apply", "-f", "-").mustSucceed(t)
+		want := api.WorkloadSpec{Name: "pg-1", Kind: api.KindVM, CPUs: 1, Memory: api.GiB,
+			Require: []string{"rack in (r1,r2)", "gpu!=none"}, Prefer: []string{"disk=ssd:50"}, AntiAffinity: "pg", SpreadBy: "rack"}
+		if specs := f.createdSpecs(); len(specs) != 1 || !reflect.DeepEqual(specs[0], want) {
+			t.Errorf("server got %+v, want %+v", specs, want)
+		}
+		r := runCLI(t, f, in, "apply", "-f", "-").mustSucceed(t)
+		if !strings.Contains(r.stdout, "unchanged") {
+			t.Errorf("second apply: %q", r.stdout)
+		}
+		r = runCLI(t, f, strings.Replace(in, "disk=ssd:50", "disk=ssd:60", 1), "apply", "-f", "-")
+		if r.err == nil || !strings.Contains(r.err.Error(), "with a different prefer;") {
+			t.Errorf("changed preference: %v", r.err)
+		}
+	})
 	t.Run("existing workload being deleted", func(t *testing.T) {
 		f := newFakeAPI(t)
 		f.goneAfter = -1
@@ -386,6 +448,39 @@ func TestWorkloadShow(t *testing.T) {
 			if !strings.Contains(out, w) {
 				t.Errorf("output lacks %q:\n%s", w, r.stdout)
 			}
+		}
+	})
+	t.Run("placement rows only when set", func(t *testing.T) {
+		r := runCLI(t, f, "", "workload", "show", "web-1").mustSucceed(t)
+		for _, w := range []string{"Require:", "Prefer:", "Anti-affinity:", "Spread-by:"} {
+			if strings.Contains(r.stdout, w) {
+				t.Errorf("output has %q for a workload without placement rules:\n%s", w, r.stdout)
+			}
+		}
+		pg := db1
+		pg.Name = "pg-1"
+		pg.Require = []string{"rack in (r1,r2)", "zone=eu-1"}
+		pg.Prefer = []string{"disk=ssd:50"}
+		pg.AntiAffinity, pg.SpreadBy = "pg", "rack"
+		pg.Reason = "no host meets rack in (r1,r2)"
+		f.addWorkload(pg)
+		r = runCLI(t, f, "", "workload", "show", "pg-1").mustSucceed(t)
+		want := []string{
+			"Labels: -",
+			"Require: rack in (r1,r2); zone=eu-1",
+			"Prefer: disk=ssd:50",
+			"Anti-affinity: pg",
+			"Spread-by: rack",
+		}
+		got := lines(r.stdout)
+		i := 0
+		for ; i < len(got) && got[i] != want[0]; i++ {
+		}
+		if i+len(want) > len(got) || !reflect.DeepEqual(got[i:i+len(want)], want) {
+			t.Errorf("got\n%s\nwant after Labels\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if !strings.Contains(r.stdout, "Reason:") || !strings.Contains(strings.Join(got, "\n"), "State: pending") {
+			t.Errorf("pending reason missing:\n%s", r.stdout)
 		}
 	})
 	t.Run("not found", func(t *testing.T) {
@@ -504,12 +599,13 @@ func TestVersion(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	r := runCLI(t, nil, "", "--help").mustSucceed(t)
-	for _, w := range []string{"Exit status:", "0  success", "1  any error", "BULWARK_API", "http://127.0.0.1:7370", "node list", "vm create", "workload", "apply"} {
+	for _, w := range []string{"Exit status:", "0  success", "1  any error", "BULWARK_API", "http://127.0.0.1:7370", "node list", "vm create", "workload", "apply", "explain", "settings"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("help lacks %q", w)
 		}
 	}
-	for _, args := range [][]string{{"vm", "create", "--help"}, {"vm", "create", "web-1", "--help"}, {"apply", "-h"}, {"workload"}} {
+	for _, args := range [][]string{{"vm", "create", "--help"}, {"vm", "create", "web-1", "--help"}, {"apply", "-h"}, {"workload"},
+		{"explain", "--help"}, {"explain", "web-1", "-h"}, {"settings"}, {"settings", "show", "--help"}, {"settings", "set", "--help"}, {"settings", "set", "--strategy", "spread", "-h"}} {
 		r := runCLI(t, nil, "", args...).mustSucceed(t)
 		if !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("%v: no examples in\n%s", args, r.stdout)

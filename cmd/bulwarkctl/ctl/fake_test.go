@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,6 +33,18 @@ type fakeAPI struct {
 	// goneAfter is how many GETs a deleted workload survives; < 0: forever.
 	goneAfter int
 	gets      map[string]int
+	// settings are served by GET /v1/settings and replaced by PUT.
+	settings api.Settings
+	// settingsExtra, if set, is added to the GET /v1/settings answer as if
+	// the server knew a setting the CLI does not (a newer server).
+	settingsExtra map[string]any
+	settingsPuts  []string // raw PUT /v1/settings bodies
+	// explanations are the canned answers of GET /v1/workloads/{name}/explain;
+	// a workload without one gets a plain "pending" explanation.
+	explanations map[string]api.Explanation
+	// noExplain makes the explain endpoint answer like a server that
+	// predates it.
+	noExplain bool
 }
 
 var testTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -44,6 +57,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		workloads: map[string]api.WorkloadView{},
 		gets:      map[string]int{},
 		goneAfter: 2,
+		settings:  api.DefaultSettings(),
+
+		explanations: map[string]api.Explanation{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
@@ -142,6 +158,62 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	mux.HandleFunc("GET /v1/allocations", func(w http.ResponseWriter, r *http.Request) {
 		f.reply(w, 200, []api.Allocation{})
 	})
+	mux.HandleFunc("GET /v1/workloads/{name}/explain", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		name := r.PathValue("name")
+		if f.noExplain {
+			f.fail(w, 404, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+			return
+		}
+		if e, ok := f.explanations[name]; ok {
+			f.reply(w, 200, e)
+			return
+		}
+		wl, ok := f.workloads[name]
+		if !ok {
+			f.fail(w, 404, api.CodeNotFound, "workload %q not found", name)
+			return
+		}
+		f.reply(w, 200, api.Explanation{Workload: name, State: wl.State, Host: wl.Host, Summary: "pending: no nodes", Hosts: []api.HostVerdict{}})
+	})
+	mux.HandleFunc("GET /v1/settings", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.settingsExtra == nil {
+			f.reply(w, 200, f.settings)
+			return
+		}
+		var m map[string]any
+		b, _ := json.Marshal(f.settings)
+		_ = json.Unmarshal(b, &m)
+		for k, v := range f.settingsExtra {
+			m[k] = v
+		}
+		f.reply(w, 200, m)
+	})
+	mux.HandleFunc("PUT /v1/settings", func(w http.ResponseWriter, r *http.Request) {
+		// As the server: the body is the whole set, fields left out get
+		// their defaults, unknown fields are refused.
+		body, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.settingsPuts = append(f.settingsPuts, string(body))
+		st := api.DefaultSettings()
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&st); err != nil {
+			f.fail(w, 400, api.CodeInvalid, "invalid settings: %v", err)
+			return
+		}
+		st.Schema = api.SchemaVersion
+		if err := st.Validate(); err != nil {
+			f.fail(w, 400, api.CodeInvalid, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return
+		}
+		f.settings = st
+		f.reply(w, 200, st)
+	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.requests = append(f.requests, r.Method+" "+r.URL.Path)
@@ -175,6 +247,30 @@ func (f *fakeAPI) addWorkload(w api.WorkloadView) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.workloads[w.Name] = w
+}
+
+func (f *fakeAPI) setSettings(st api.Settings) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.settings = st
+}
+
+func (f *fakeAPI) currentSettings() api.Settings {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.settings
+}
+
+func (f *fakeAPI) settingsPutBodies() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.settingsPuts...)
+}
+
+func (f *fakeAPI) addExplanation(e api.Explanation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.explanations[e.Workload] = e
 }
 
 func (f *fakeAPI) requestLog() []string {

@@ -140,6 +140,10 @@ func explain(err error, what, name string) error {
 	}
 	switch ae.Status {
 	case http.StatusNotFound:
+		if strings.HasPrefix(ae.Message, "no such endpoint") {
+			// The server's catch-all route: it predates this request.
+			return fmt.Errorf("the Bulwark API server does not offer this request; it is probably older than this bulwarkctl, upgrade it: %w", err)
+		}
 		if name != "" {
 			return fmt.Errorf("%s %q not found (list them with: bulwarkctl %s list)", what, name, what)
 		}

@@ -49,17 +49,42 @@ NAME: 1-63 lowercase letters, digits and '-', starting and ending with a
 --label key=value: repeat the flag for several labels.
 --priority: 0 to 1000, default 0; higher means more important.
 
+Placement (all optional; "bulwarkctl node show NODE" lists a host's labels,
+"bulwarkctl explain NAME" shows how each host was judged):
+--require EXPR: a host label the host MUST have; repeat the flag for
+      several (all must hold). EXPR is one of
+         key=value            e.g. --require zone=eu-1
+         key!=value           e.g. --require gpu!=none
+         'key in (a,b)'       e.g. --require 'rack in (r1,r2)'
+         'key notin (a,b)'    e.g. --require 'rack notin (r9)'
+      Quote EXPR when it has spaces or parentheses. A host without the
+      label fails key=value and "in", and passes key!=value and "notin".
+--prefer key=value[:weight]: a host label the scheduler tries to get,
+      weight 1 to 100 (default 1); repeat the flag for several. Hosts with
+      more preferred labels (by weight) win, e.g. --prefer disk=ssd:50.
+--anti-affinity GROUP: no two workloads of GROUP run on the same host,
+      e.g. the replicas of one database. GROUP is a DNS label like NAME.
+--spread-by LABEL: also spread the members of the --anti-affinity group
+      evenly over the values of this host label key, e.g. --spread-by rack.
+      Needs --anti-affinity.
+
 The input is checked first; if it is invalid, nothing is sent to the server.
 
 Examples:
    bulwarkctl vm create web-1
    bulwarkctl vm create db-1 --cpus 4 --memory 8GiB --label tier=db --priority 500
+   bulwarkctl vm create db-2 --require 'rack in (r1,r2)' --require zone=eu-1 --prefer disk=ssd:50
+   bulwarkctl vm create pg-1 --anti-affinity pg --spread-by rack
    bulwarkctl vm create web-2 --memory 1GiB -o json`,
 		Flags: withGlobal(
 			&cli.IntFlag{Name: "cpus", Value: defaultVMCPUs, Usage: "virtual CPUs, 1 to 4096"},
 			&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Value: defaultVMMemory, Usage: "memory `SIZE`, e.g. 512MiB or 2GiB; at least 64MiB"},
 			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "label `KEY=VALUE`; repeat for more"},
 			&cli.IntFlag{Name: "priority", Value: 0, Usage: "priority, 0 to 1000"},
+			&cli.StringSliceFlag{Name: "require", Usage: "hard host-label constraint `EXPR`: key=value, key!=value, 'key in (a,b)' or 'key notin (a,b)'; repeat for more"},
+			&cli.StringSliceFlag{Name: "prefer", Usage: "soft host-label preference `KEY=VALUE[:WEIGHT]`, weight 1 to 100 (default 1); repeat for more"},
+			&cli.StringFlag{Name: "anti-affinity", Usage: "anti-affinity `GROUP`: no two members of GROUP on one host"},
+			&cli.StringFlag{Name: "spread-by", Usage: "host label `KEY` to spread the anti-affinity group over, e.g. rack"},
 		),
 		Action: leaf(vmCreate),
 	}
@@ -98,6 +123,12 @@ func vmSpecFromFlags(c *cli.Context, name string) (api.WorkloadSpec, error) {
 		Kind:     api.KindVM,
 		CPUs:     c.Int("cpus"),
 		Priority: c.Int("priority"),
+		// Placement is checked by spec.Validate (api.ParsePlacement), as
+		// the server checks it.
+		Require:      c.StringSlice("require"),
+		Prefer:       c.StringSlice("prefer"),
+		AntiAffinity: c.String("anti-affinity"),
+		SpreadBy:     c.String("spread-by"),
 	}
 	var flagErrs []error
 	mem, err := api.ParseByteSize(c.String("memory"))

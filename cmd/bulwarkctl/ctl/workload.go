@@ -69,9 +69,11 @@ func workloadShowCommand() *cli.Command {
 		Usage:     "show one workload in detail, including why it is pending or failed",
 		ArgsUsage: "NAME",
 		Description: `Shows one workload: kind, state, the node it runs on, its resources,
-priority, labels, the fencing epoch of its placement, and the full reason if it
-is pending or failed. With -o json it prints the API's workload object
-(fields name, kind, state, host, cpus, memory, ...).
+priority, labels, its placement rules (require, prefer, anti-affinity,
+spread-by; only those that are set), the fencing epoch of its placement, and
+the full reason if it is pending or failed. "bulwarkctl explain NAME" shows
+how the scheduler judged each host. With -o json it prints the API's
+workload object (fields name, kind, state, host, cpus, memory, ...).
 
 Examples:
    bulwarkctl workload show web-1
@@ -184,6 +186,20 @@ func writeWorkload(out io.Writer, w *api.WorkloadView) {
 	row(tw, "Memory:", w.Memory.String())
 	row(tw, "Priority:", strconv.Itoa(w.Priority))
 	row(tw, "Labels:", joinMap(w.Labels))
+	// Placement rows only when set. Constraints may hold commas
+	// ("rack in (a,b)"), so they are joined with "; ".
+	if len(w.Require) > 0 {
+		row(tw, "Require:", strings.Join(w.Require, "; "))
+	}
+	if len(w.Prefer) > 0 {
+		row(tw, "Prefer:", strings.Join(w.Prefer, "; "))
+	}
+	if w.AntiAffinity != "" {
+		row(tw, "Anti-affinity:", w.AntiAffinity)
+	}
+	if w.SpreadBy != "" {
+		row(tw, "Spread-by:", w.SpreadBy)
+	}
 	if w.Kind == api.KindContainer || w.Image != "" {
 		row(tw, "Image:", orDash(w.Image))
 		row(tw, "Command:", orDash(strings.Join(w.Command, " ")))

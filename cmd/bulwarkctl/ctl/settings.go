@@ -1,0 +1,235 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bulwarkhq/bulwark/api"
+)
+
+const settingsHelp = `The settings apply to the whole cluster and steer the scheduler:
+   strategy                 how a host is picked among those that fit:
+                            binpack (default) fills the fullest host and
+                            keeps whole hosts free; spread picks the
+                            emptiest host and spreads the load
+   preemption               true: a workload that does not fit may stop
+                            workloads of strictly lower priority to make
+                            room; false (default): it stays pending
+   tolerate-host-failures   N, 0 to 16 (default 0): a new workload stays
+                            pending if placing it would leave too little
+                            room to restart everything after the N largest
+                            hosts fail
+   reserved-cpus            CPUs kept back on every host for the host
+                            itself, 0 to 4096 (default 0)
+   reserved-memory          memory kept back on every host, e.g. 2GiB
+                            (default 0)`
+
+func settingsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "settings",
+		UsageText: "bulwarkctl settings show|set [options]",
+		Aliases:   []string{"setting"},
+		Usage:     "show and change the cluster-wide scheduling settings",
+		Description: settingsHelp + `
+
+Examples:
+   bulwarkctl settings show
+   bulwarkctl settings set --strategy spread --tolerate-host-failures 1`,
+		Subcommands: []*cli.Command{settingsShowCommand(), settingsSetCommand()},
+	}
+}
+
+func settingsShowCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "show",
+		Aliases: []string{"get"},
+		Usage:   "show the cluster-wide scheduling settings",
+		Description: `Shows the settings in effect; until an operator changes them these are
+the defaults. With -o json it prints the API's settings object (fields
+strategy, preemption, tolerate_host_failures, reserved_cpus,
+reserved_memory).
+
+Examples:
+   bulwarkctl settings show
+   bulwarkctl settings show -o json`,
+		Flags:  withGlobal(),
+		Action: leaf(settingsShow),
+	}
+}
+
+func settingsSetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "set",
+		Usage: "change some of the cluster-wide scheduling settings",
+		Description: `Changes the settings named by the flags given and keeps all others as
+they are, then prints what changed and the settings now in effect.
+
+` + settingsHelp + `
+
+The values are checked first; if one is invalid, nothing is sent to the
+server. Write a true/false value with '=': --preemption=false.
+
+set reads the current settings and writes the whole set back, so two
+operators changing settings at the same moment may undo each other's
+change: check with "bulwarkctl settings show".
+
+Examples:
+   bulwarkctl settings set --strategy spread
+   bulwarkctl settings set --preemption=true --tolerate-host-failures 1
+   bulwarkctl settings set --reserved-cpus 2 --reserved-memory 4GiB -o json`,
+		Flags: withGlobal(
+			// A flag left out keeps the current value, hence the DefaultText.
+			&cli.StringFlag{Name: "strategy", Usage: "`NAME` of the placement strategy: binpack or spread", DefaultText: "unchanged"},
+			&cli.BoolFlag{Name: "preemption", Usage: "let workloads stop lower-priority ones to make room (--preemption=false to turn off)", DefaultText: "unchanged"},
+			&cli.IntFlag{Name: "tolerate-host-failures", Usage: "keep room to restart everything after `N` host failures, 0 to 16", DefaultText: "unchanged"},
+			&cli.IntFlag{Name: "reserved-cpus", Usage: "`N` CPUs kept back on every host, 0 to 4096", DefaultText: "unchanged"},
+			&cli.StringFlag{Name: "reserved-memory", Usage: "memory `SIZE` kept back on every host, e.g. 2GiB", DefaultText: "unchanged"},
+		),
+		Action: leaf(settingsSet),
+	}
+}
+
+// settingField is one row of the settings table.
+type settingField struct {
+	label string // table label
+	name  string // flag name, also used in the change summary
+	value func(api.Settings) string
+}
+
+var settingFields = []settingField{
+	{"Strategy:", "strategy", func(s api.Settings) string { return string(s.Strategy) }},
+	{"Preemption:", "preemption", func(s api.Settings) string { return strconv.FormatBool(s.Preemption) }},
+	{"Tolerate host failures:", "tolerate-host-failures", func(s api.Settings) string { return strconv.Itoa(s.TolerateHostFailures) }},
+	{"Reserved CPUs:", "reserved-cpus", func(s api.Settings) string { return strconv.Itoa(s.ReservedCPUs) }},
+	{"Reserved memory:", "reserved-memory", func(s api.Settings) string { return s.ReservedMemory.String() }},
+}
+
+func settingsShow(c *cli.Context, args []string) error {
+	if err := noArgs(c, args); err != nil {
+		return err
+	}
+	s, err := newSession(c)
+	if err != nil {
+		return err
+	}
+	st, err := s.api.GetSettings(s.ctx)
+	if err != nil {
+		return explain(err, "settings", "")
+	}
+	return s.printSettings(st)
+}
+
+func (s *session) printSettings(st *api.Settings) error {
+	if s.format == formatJSON {
+		return printJSON(s.out, st)
+	}
+	tw := newTable(s.out)
+	for _, f := range settingFields {
+		row(tw, f.label, f.value(*st))
+	}
+	return tw.Flush()
+}
+
+// settingsChange applies the flags given to `settings set`.
+type settingsChange func(*api.Settings)
+
+func settingsSet(c *cli.Context, args []string) error {
+	if len(args) > 0 {
+		if _, err := strconv.ParseBool(args[0]); err == nil {
+			return fmt.Errorf("unexpected argument %q: write a true/false value with '=', e.g. --preemption=%s (usage: %s)", args[0], args[0], usageLine(c))
+		}
+	}
+	if err := noArgs(c, args); err != nil {
+		return err
+	}
+	changes, err := settingsChanges(c)
+	if err != nil {
+		return err
+	}
+	s, err := newSession(c)
+	if err != nil {
+		return err
+	}
+	before, after, err := s.api.UpdateSettings(s.ctx, func(st *api.Settings) error {
+		for _, ch := range changes {
+			ch(st)
+		}
+		if err := st.Validate(); err != nil {
+			// Only possible if the server's current settings are invalid:
+			// the flags were checked against valid defaults already.
+			return fmt.Errorf("the current settings with these changes are invalid, so nothing was changed: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		return nil
+	})
+	if err != nil {
+		return explain(err, "settings", "")
+	}
+	if s.format == formatTable {
+		if d := settingsDiff(*before, *after); len(d) > 0 {
+			fmt.Fprintf(s.out, "settings updated: %s\n", strings.Join(d, ", "))
+		} else {
+			fmt.Fprintln(s.out, "settings unchanged: they already had these values")
+		}
+	}
+	return s.printSettings(after)
+}
+
+// settingsChanges turns the flags given into changes and checks them by
+// applying them to the defaults, so that bad values are reported before
+// anything is sent.
+func settingsChanges(c *cli.Context) ([]settingsChange, error) {
+	var changes []settingsChange
+	var errs []error
+	if c.IsSet("strategy") {
+		v := api.Strategy(strings.ToLower(strings.TrimSpace(c.String("strategy"))))
+		changes = append(changes, func(s *api.Settings) { s.Strategy = v })
+	}
+	if c.IsSet("preemption") {
+		v := c.Bool("preemption")
+		changes = append(changes, func(s *api.Settings) { s.Preemption = v })
+	}
+	if c.IsSet("tolerate-host-failures") {
+		v := c.Int("tolerate-host-failures")
+		changes = append(changes, func(s *api.Settings) { s.TolerateHostFailures = v })
+	}
+	if c.IsSet("reserved-cpus") {
+		v := c.Int("reserved-cpus")
+		changes = append(changes, func(s *api.Settings) { s.ReservedCPUs = v })
+	}
+	if c.IsSet("reserved-memory") {
+		v, err := api.ParseByteSize(c.String("reserved-memory"))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--reserved-memory: %w", err))
+		}
+		changes = append(changes, func(s *api.Settings) { s.ReservedMemory = v })
+	}
+	if len(changes) == 0 {
+		return nil, fmt.Errorf("nothing to change: give at least one of --strategy, --preemption, --tolerate-host-failures, --reserved-cpus or --reserved-memory (see '%s --help')", helpName(c))
+	}
+	probe := api.DefaultSettings()
+	for _, ch := range changes {
+		ch(&probe)
+	}
+	if err := probe.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, invalidInput("settings", errors.Join(errs...))
+	}
+	return changes, nil
+}
+
+// settingsDiff lists the settings that differ, e.g. "strategy binpack -> spread".
+func settingsDiff(a, b api.Settings) []string {
+	var d []string
+	for _, f := range settingFields {
+		if x, y := f.value(a), f.value(b); x != y {
+			d = append(d, fmt.Sprintf("%s %s -> %s", f.name, x, y))
+		}
+	}
+	return d
+}

@@ -1,0 +1,189 @@
+package ctl
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/bulwarkhq/bulwark/api"
+)
+
+var customSettings = api.Settings{
+	Schema: api.SchemaVersion, Strategy: api.StrategySpread, Preemption: true,
+	TolerateHostFailures: 1, ReservedCPUs: 2, ReservedMemory: 4 * api.GiB,
+}
+
+func TestSettingsShow(t *testing.T) {
+	f := newFakeAPI(t)
+	t.Run("defaults", func(t *testing.T) {
+		r := runCLI(t, f, "", "settings", "show").mustSucceed(t)
+		want := []string{
+			"Strategy: binpack",
+			"Preemption: false",
+			"Tolerate host failures: 0",
+			"Reserved CPUs: 0",
+			"Reserved memory: 0B",
+		}
+		if got := lines(r.stdout); !reflect.DeepEqual(got, want) {
+			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+	f.setSettings(customSettings)
+	t.Run("table", func(t *testing.T) {
+		r := runCLI(t, f, "", "setting", "get").mustSucceed(t)
+		out := strings.Join(lines(r.stdout), "\n")
+		for _, w := range []string{"Strategy: spread", "Preemption: true", "Tolerate host failures: 1", "Reserved CPUs: 2", "Reserved memory: 4GiB"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q:\n%s", w, r.stdout)
+			}
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		r := runCLI(t, f, "", "settings", "show", "-o", "json").mustSucceed(t)
+		var got api.Settings
+		dec := json.NewDecoder(strings.NewReader(r.stdout))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("stdout is not one JSON settings object: %v\n%s", err, r.stdout)
+		}
+		if got != customSettings {
+			t.Errorf("got %+v, want %+v", got, customSettings)
+		}
+		if !strings.Contains(r.stdout, `"reserved_memory": "4GiB"`) {
+			t.Errorf("json:\n%s", r.stdout)
+		}
+	})
+	if reqs := f.requestLog(); len(reqs) != 3 || reqs[0] != "GET /v1/settings" {
+		t.Errorf("requests %v", reqs)
+	}
+}
+
+func TestSettingsSet(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want api.Settings // starting from customSettings
+		diff string
+	}{
+		{"strategy only", []string{"--strategy", "binpack"},
+			api.Settings{Schema: 1, Strategy: api.StrategyBinpack, Preemption: true, TolerateHostFailures: 1, ReservedCPUs: 2, ReservedMemory: 4 * api.GiB},
+			"settings updated: strategy spread -> binpack"},
+		{"strategy in capitals", []string{"--strategy=BINPACK"},
+			api.Settings{Schema: 1, Strategy: api.StrategyBinpack, Preemption: true, TolerateHostFailures: 1, ReservedCPUs: 2, ReservedMemory: 4 * api.GiB},
+			"settings updated: strategy spread -> binpack"},
+		{"preemption off", []string{"--preemption=false"},
+			api.Settings{Schema: 1, Strategy: api.StrategySpread, Preemption: false, TolerateHostFailures: 1, ReservedCPUs: 2, ReservedMemory: 4 * api.GiB},
+			"settings updated: preemption true -> false"},
+		{"zero values are changes too", []string{"--tolerate-host-failures", "0", "--reserved-cpus=0", "--reserved-memory", "0"},
+			api.Settings{Schema: 1, Strategy: api.StrategySpread, Preemption: true},
+			"settings updated: tolerate-host-failures 1 -> 0, reserved-cpus 2 -> 0, reserved-memory 4GiB -> 0B"},
+		{"everything", []string{"--strategy", "binpack", "--preemption=false", "--tolerate-host-failures", "3", "--reserved-cpus", "1", "--reserved-memory", "1.5GiB"},
+			api.Settings{Schema: 1, Strategy: api.StrategyBinpack, TolerateHostFailures: 3, ReservedCPUs: 1, ReservedMemory: 1536 * api.MiB},
+			"settings updated: strategy spread -> binpack, preemption true -> false, tolerate-host-failures 1 -> 3, reserved-cpus 2 -> 1, reserved-memory 4GiB -> 1536MiB"},
+		{"same value", []string{"--strategy", "spread"}, customSettings,
+			"settings unchanged: they already had these values"},
+	}
+	for _, tt := range tests {
+		for _, where := range []string{"after set", "before set"} {
+			t.Run(tt.name+" "+where, func(t *testing.T) {
+				f := newFakeAPI(t)
+				f.setSettings(customSettings)
+				args := append([]string{"settings", "set"}, tt.args...)
+				if where == "before set" {
+					// Global options and the command's flags mixed, as
+					// "bulwarkctl -o table settings set FLAGS".
+					args = append([]string{"-o", "table"}, args...)
+				}
+				r := runCLI(t, f, "", args...).mustSucceed(t)
+				if got := f.currentSettings(); got != tt.want {
+					t.Errorf("server has %+v, want %+v", got, tt.want)
+				}
+				if reqs := f.requestLog(); !reflect.DeepEqual(reqs, []string{"GET /v1/settings", "PUT /v1/settings"}) {
+					t.Errorf("requests %v", reqs)
+				}
+				// The PUT body is the whole set: every field, strict JSON.
+				puts := f.settingsPutBodies()
+				var sent map[string]any
+				if err := json.Unmarshal([]byte(puts[0]), &sent); err != nil {
+					t.Fatal(err)
+				}
+				for _, k := range []string{"strategy", "preemption", "tolerate_host_failures", "reserved_cpus", "reserved_memory"} {
+					if _, ok := sent[k]; !ok {
+						t.Errorf("PUT body lacks %q: %s", k, puts[0])
+					}
+				}
+				got := lines(r.stdout)
+				if got[0] != tt.diff {
+					t.Errorf("first line %q, want %q", got[0], tt.diff)
+				}
+				if len(got) != 6 || !strings.HasPrefix(got[1], "Strategy: ") {
+					t.Errorf("settings table missing:\n%s", r.stdout)
+				}
+			})
+		}
+	}
+
+	t.Run("json", func(t *testing.T) {
+		f := newFakeAPI(t)
+		r := runCLI(t, f, "", "settings", "set", "--preemption", "-o", "json").mustSucceed(t)
+		var got api.Settings
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("%v\n%s", err, r.stdout)
+		}
+		if want := (api.Settings{Schema: 1, Strategy: api.StrategyBinpack, Preemption: true}); got != want {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("server refuses", func(t *testing.T) {
+		// The server stores something the CLI would not have accepted;
+		// writing it back is refused locally, after the GET only.
+		f := newFakeAPI(t)
+		bad := customSettings
+		bad.TolerateHostFailures = 99
+		f.setSettings(bad)
+		r := runCLI(t, f, "", "settings", "set", "--strategy", "binpack")
+		if r.err == nil || !strings.Contains(r.err.Error(), "nothing was changed: tolerate_host_failures must be from 0 to 16, got 99") {
+			t.Errorf("error %v", r.err)
+		}
+		if reqs := f.requestLog(); !reflect.DeepEqual(reqs, []string{"GET /v1/settings"}) {
+			t.Errorf("requests %v", reqs)
+		}
+	})
+	t.Run("newer server", func(t *testing.T) {
+		f := newFakeAPI(t)
+		f.settingsExtra = map[string]any{"max_moves_per_minute": 5}
+		r := runCLI(t, f, "", "settings", "set", "--strategy", "spread")
+		if r.err == nil || !strings.Contains(r.err.Error(), `the server has a setting this client does not know ("max_moves_per_minute")`) {
+			t.Errorf("error %v", r.err)
+		}
+		if puts := f.settingsPutBodies(); len(puts) != 0 {
+			t.Errorf("settings were written: %v", puts)
+		}
+		// Showing them still works.
+		runCLI(t, f, "", "settings", "show").mustSucceed(t)
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		dead := newFakeAPI(t)
+		dead.srv.Close()
+		r := runCLI(t, dead, "", "settings", "set", "--strategy", "spread")
+		if r.err == nil || !strings.Contains(r.err.Error(), "cannot reach the Bulwark API") {
+			t.Errorf("error %v", r.err)
+		}
+	})
+}
+
+// TestSettingsPutBodyIsStrict checks that what the CLI sends decodes with
+// unknown fields refused, as the server decodes it.
+func TestSettingsPutBodyIsStrict(t *testing.T) {
+	f := newFakeAPI(t)
+	runCLI(t, f, "", "settings", "set", "--reserved-memory", "512MiB").mustSucceed(t)
+	body := f.settingsPutBodies()[0]
+	dec := json.NewDecoder(bytes.NewReader([]byte(body)))
+	dec.DisallowUnknownFields()
+	var st api.Settings
+	if err := dec.Decode(&st); err != nil || st.ReservedMemory != 512*api.MiB {
+		t.Errorf("body %s: %v %+v", body, err, st)
+	}
+}
