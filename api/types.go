@@ -153,6 +153,10 @@ type PendingReason struct {
 	Workload string    `json:"workload"`
 	Reason   string    `json:"reason"`
 	At       time.Time `json:"at"`
+	// Displaced marks a workload that was running and lost its place
+	// (preempted, or recovered from a fenced host): admission control,
+	// which keeps room for failures, must not hold it back.
+	Displaced bool `json:"displaced,omitempty"`
 }
 
 // FenceRecord is the evidence that a host was powered off. Stored at

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/api"
 )
@@ -20,6 +21,11 @@ func HostStatusPrefix(host string) string {
 	return StatusPrefix + host + "/"
 }
 func StatusKey(host, workload string) string { return HostStatusPrefix(host) + workload }
+
+// EventKey orders events by time; seq tells apart events of one instant.
+func EventKey(t time.Time, seq int) string {
+	return fmt.Sprintf("%s%020d-%04d", EventsPrefix, t.UnixNano(), seq)
+}
 
 // SettingsKey holds the cluster-wide scheduling settings.
 const SettingsKey = Prefix + "settings/cluster"

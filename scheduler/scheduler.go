@@ -1,13 +1,21 @@
 // Package scheduler decides where workloads run. It is pure: it takes a
-// snapshot of the cluster and the current time and returns a plan. No I/O, no
-// goroutines, no clock reads. The server's plan applier commits the plan and
-// re-checks every placement with the same Fits function.
+// snapshot of the cluster (State) and the current time and returns a Plan. No
+// I/O, no goroutines, no clock reads, no package-level mutable state.
+//
+// The engine is a stack of small feasibility checkers (host ready, label
+// constraints, anti-affinity, resources) and scorers (binpack or spread,
+// preferences, spread-by), in the manner of Nomad's feasible/ package and the
+// kube-scheduler framework. Every host a checker rejects gets a reason in
+// words; Explain returns them, one verdict per host.
+//
+// The server's plan applier re-checks a plan with the same checkers before
+// committing it: Verify, or by hand with a Tracker (Remove each preempted
+// workload, then Fits and Add each placement).
 package scheduler
 
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/api"
@@ -22,20 +30,51 @@ type NodeInfo struct {
 	ModRevision int64
 }
 
-// State is a consistent snapshot of what placement depends on.
+// State is a consistent snapshot of what placement depends on. The engine
+// never modifies it.
 type State struct {
 	Revision int64
-	Nodes    []NodeInfo
+	// Nodes in any order; the engine orders them by name.
+	Nodes []NodeInfo
 	// Allocations by workload name.
 	Allocations map[string]api.Allocation
+	// Workloads by name: every workload, placed or not. The engine reads the
+	// priority and anti-affinity group of placed workloads from here; an
+	// allocation whose workload is missing still takes up room but is never
+	// preempted and belongs to no group.
+	Workloads map[string]api.Workload
+	// Settings are the cluster-wide scheduling settings. The zero value
+	// means binpack, no preemption, no failover reservation and no host
+	// reservation.
+	Settings api.Settings
+	// Displaced names workloads that ran before and lost their allocation
+	// (host failure, preemption). Admission control (TolerateHostFailures)
+	// holds back only new workloads: the failover reservation exists so that
+	// displaced ones can restart. Nil: every pending workload counts as new.
+	Displaced map[string]bool
 }
 
-// Placement puts one workload on one host.
+// Placement puts one workload on one host. CPUs and Memory are the
+// workload's, to be written into the allocation.
 type Placement struct {
 	Workload string
 	Host     string
 	CPUs     int
 	Memory   api.ByteSize
+	// Score is the host's score (0-100) when it was chosen.
+	Score float64
+}
+
+// Preemption stops a running workload to make room for a higher-priority
+// one. The preempted workload loses its allocation: it becomes pending and
+// may be placed again by a later evaluation.
+type Preemption struct {
+	Workload string
+	Host     string
+	// By is the workload the room is made for.
+	By string
+	// Reason is a sentence for the event log.
+	Reason string
 }
 
 // Unplaced is a workload that could not be placed, with the reason in words.
@@ -44,10 +83,12 @@ type Unplaced struct {
 	Reason   string
 }
 
-// Plan is the scheduler's answer for one evaluation.
+// Plan is the scheduler's answer for one evaluation. Apply it in this order:
+// first remove the allocations of Preemptions, then create Placements.
 type Plan struct {
-	Placements []Placement
-	Unplaced   []Unplaced
+	Placements  []Placement
+	Preemptions []Preemption
+	Unplaced    []Unplaced
 }
 
 // Scheduler places pending workloads. Implementations must be deterministic
@@ -76,91 +117,52 @@ func UsageByHost(allocs map[string]api.Allocation) map[string]Usage {
 	return u
 }
 
+// Allocatable is what a host offers to workloads: its capacity minus the
+// host reservation of the settings, never below zero.
+func Allocatable(n api.Node, s api.Settings) (cpus int, mem api.ByteSize) {
+	return max(n.CPUs-s.ReservedCPUs, 0), max(n.Memory-s.ReservedMemory, 0)
+}
+
 // Fits reports whether a workload needing cpus and mem fits on node given
-// what is already used there, and if not, why. The applier calls it again
-// before committing, so the engine and the applier never disagree.
+// what is already used there, and if not, why.
+//
+// Deprecated: it knows neither the host reservation nor labels nor
+// anti-affinity. Use Tracker.Fits (or Verify), which runs the engine's own
+// checkers. Kept until server/leader.go switches over.
 func Fits(n NodeInfo, used Usage, cpus int, mem api.ByteSize) (bool, string) {
 	if !n.Ready {
-		return false, "host is not ready"
+		return false, reasonNotReady
 	}
-	var why []string
-	if free := n.Node.CPUs - used.CPUs; cpus > free {
-		why = append(why, fmt.Sprintf("cpu: needs %d, %d free", cpus, max(free, 0)))
-	}
-	if free := n.Node.Memory - used.Memory; mem > free {
-		why = append(why, fmt.Sprintf("memory: needs %s, %s free", mem.Human(), max(free, 0).Human()))
-	}
-	if len(why) > 0 {
-		return false, strings.Join(why, "; ")
+	if _, why := resourceReason(n.Node.CPUs-used.CPUs, n.Node.Memory-used.Memory, cpus, mem); why != "" {
+		return false, why
 	}
 	return true, ""
 }
 
+// FirstFit is the engine with default options.
+//
+// Deprecated: use New. Kept so that server.Config's default still builds.
+type FirstFit = Engine
+
 // SortPending orders workloads as they are placed: higher priority first,
 // then older first, then by name.
 func SortPending(ws []api.Workload) {
-	sort.SliceStable(ws, func(i, j int) bool {
-		a, b := ws[i], ws[j]
-		if a.Priority != b.Priority {
-			return a.Priority > b.Priority
-		}
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.Before(b.CreatedAt)
-		}
-		return a.Name < b.Name
-	})
+	sort.SliceStable(ws, func(i, j int) bool { return placedBefore(&ws[i], &ws[j]) })
 }
 
-// FirstFit places each workload on the first ready host, by name, with room.
-// It is the foundation's placement; the scheduler issue replaces it.
-type FirstFit struct{}
-
-// Schedule implements Scheduler.
-func (FirstFit) Schedule(st *State, pending []api.Workload, _ time.Time) Plan {
-	nodes := append([]NodeInfo(nil), st.Nodes...)
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Node.Name < nodes[j].Node.Name })
-	used := UsageByHost(st.Allocations)
-	ws := append([]api.Workload(nil), pending...)
-	SortPending(ws)
-
-	var plan Plan
-	for _, w := range ws {
-		var reasons []string
-		placed := false
-		for _, n := range nodes {
-			ok, why := Fits(n, used[n.Node.Name], w.CPUs, w.Memory)
-			if !ok {
-				reasons = append(reasons, n.Node.Name+": "+why)
-				continue
-			}
-			plan.Placements = append(plan.Placements, Placement{Workload: w.Name, Host: n.Node.Name, CPUs: w.CPUs, Memory: w.Memory})
-			u := used[n.Node.Name]
-			u.CPUs += w.CPUs
-			u.Memory += w.Memory
-			u.Count++
-			used[n.Node.Name] = u
-			placed = true
-			break
-		}
-		if !placed {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{Workload: w.Name, Reason: unplacedReason(nodes, w, reasons)})
-		}
+func placedBefore(a, b *api.Workload) bool {
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
 	}
-	return plan
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.Before(b.CreatedAt)
+	}
+	return a.Name < b.Name
 }
 
-func unplacedReason(nodes []NodeInfo, w api.Workload, reasons []string) string {
-	if len(nodes) == 0 {
-		return "no hosts are registered"
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
 	}
-	larger := true
-	for _, n := range nodes {
-		if w.CPUs <= n.Node.CPUs && w.Memory <= n.Node.Memory {
-			larger = false
-		}
-	}
-	if larger {
-		return fmt.Sprintf("larger than every host: needs %d cpus and %s memory", w.CPUs, w.Memory.Human())
-	}
-	return "no host has room: " + strings.Join(reasons, ", ")
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
+	"github.com/bulwarkhq/bulwark/scheduler"
 )
 
 // maxBody bounds every request body.
@@ -27,11 +28,17 @@ type Handler struct {
 	log    *slog.Logger
 	now    func() time.Time
 	health func(ctx context.Context) api.Health
+	sched  scheduler.Scheduler
+}
+
+// explainer is implemented by schedulers that explain their decisions.
+type explainer interface {
+	Explain(st *scheduler.State, name string) api.Explanation
 }
 
 // NewHandler builds the API handler. health reports leadership for /v1/health.
-func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx context.Context) api.Health) http.Handler {
-	h := &Handler{store: store, log: log, now: time.Now, health: health}
+func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx context.Context) api.Health, sched scheduler.Scheduler) http.Handler {
+	h := &Handler{store: store, log: log, now: time.Now, health: health, sched: sched}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", h.getHealth)
 	mux.HandleFunc("GET /v1/nodes", h.listNodes)
@@ -40,6 +47,7 @@ func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx cont
 	mux.HandleFunc("POST /v1/workloads", h.createWorkload)
 	mux.HandleFunc("GET /v1/workloads/{name}", h.getWorkload)
 	mux.HandleFunc("DELETE /v1/workloads/{name}", h.deleteWorkload)
+	mux.HandleFunc("GET /v1/workloads/{name}/explain", h.explainWorkload)
 	mux.HandleFunc("GET /v1/allocations", h.listAllocations)
 	mux.HandleFunc("GET /v1/settings", h.getSettings)
 	mux.HandleFunc("PUT /v1/settings", h.putSettings)
@@ -122,6 +130,36 @@ func (h *Handler) getWorkload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, workloadView(snap, wl.Value))
+}
+
+// explainWorkload answers, per host, why the scheduler would or would not
+// place the workload there, computed from live state by the same code that
+// places; it changes nothing.
+func (h *Handler) explainWorkload(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	ex, ok := h.sched.(explainer)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, api.CodeInternal, "this server's scheduler does not explain its decisions")
+		return
+	}
+	snap, ok := h.snapshot(w, r)
+	if !ok {
+		return
+	}
+	wl, found := snap.Workloads[name]
+	if !found {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("workload %q not found", name))
+		return
+	}
+	e := ex.Explain(SchedulerState(snap), name)
+	// The agent's report is the truth about the state; the engine only
+	// knows placed or not.
+	v := workloadView(snap, wl.Value)
+	e.State, e.Host = v.State, v.Host
+	if v.State == api.StatePending && v.Reason != "" && !strings.HasPrefix(e.Summary, "pending") {
+		e.Summary = "pending: " + v.Reason
+	}
+	writeJSON(w, http.StatusOK, e)
 }
 
 func (h *Handler) listAllocations(w http.ResponseWriter, r *http.Request) {

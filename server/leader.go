@@ -183,9 +183,15 @@ func reportingHost(snap *clusterstore.Snapshot, workload string) string {
 	return ""
 }
 
-// schedulerState converts a snapshot into the scheduler's input.
-func schedulerState(snap *clusterstore.Snapshot) *scheduler.State {
-	st := &scheduler.State{Revision: snap.Revision, Allocations: make(map[string]api.Allocation, len(snap.Allocations))}
+// SchedulerState converts a snapshot into the scheduler's input.
+func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
+	st := &scheduler.State{
+		Revision:    snap.Revision,
+		Allocations: make(map[string]api.Allocation, len(snap.Allocations)),
+		Workloads:   make(map[string]api.Workload, len(snap.Workloads)),
+		Settings:    snap.Settings,
+		Displaced:   map[string]bool{},
+	}
 	for name, n := range snap.Nodes {
 		_, ready := snap.Heartbeats[name]
 		st.Nodes = append(st.Nodes, scheduler.NodeInfo{Node: n.Value, Ready: ready, ModRevision: n.ModRevision})
@@ -193,6 +199,14 @@ func schedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Node.Name < st.Nodes[j].Node.Name })
 	for name, a := range snap.Allocations {
 		st.Allocations[name] = a.Value
+	}
+	for name, w := range snap.Workloads {
+		st.Workloads[name] = w.Value
+	}
+	for name, p := range snap.Pending {
+		if p.Value.Displaced {
+			st.Displaced[name] = true
+		}
 	}
 	return st
 }
@@ -214,30 +228,41 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		return false, nil
 	}
 	began := time.Now()
-	st := schedulerState(snap)
+	st := SchedulerState(snap)
 	plan := l.cfg.Scheduler.Schedule(st, pending, now)
-
-	nodes := make(map[string]scheduler.NodeInfo, len(st.Nodes))
-	for _, n := range st.Nodes {
-		nodes[n.Node.Name] = n
+	// Replay the plan through the same checks the engine used: a plan that
+	// would overcommit a host or break a constraint is a bug, and we refuse
+	// to write it.
+	if err := scheduler.Verify(st, plan); err != nil {
+		return false, fmt.Errorf("refusing an invalid plan: %w", err)
 	}
-	used := scheduler.UsageByHost(st.Allocations)
 	b := newBatcher(l, l.cfg.MaxTxnOps)
+	seq := 0
+	event := func(typ, host, workload, msg string) clusterstore.Op {
+		seq++
+		e := api.Event{Schema: api.SchemaVersion, Time: now.UTC(), Type: typ, Host: host, Workload: workload, Message: msg}
+		return clusterstore.Put(clusterstore.EventKey(now, seq), clusterstore.Encode(e))
+	}
+	// Preemptions first, each in the same transaction as its event and the
+	// victim's pending record (marked displaced, so admission control lets
+	// it back in).
+	for _, p := range plan.Preemptions {
+		a := snap.Allocations[p.Workload]
+		key := clusterstore.AllocationKey(p.Workload)
+		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: p.Workload, Reason: "preempted: " + p.Reason, At: now.UTC(), Displaced: true}
+		conds := []clusterstore.Cond{clusterstore.ModRevisionIs(key, a.ModRevision)}
+		ops := []clusterstore.Op{
+			clusterstore.Delete(key),
+			clusterstore.Put(clusterstore.PendingKey(p.Workload), clusterstore.Encode(rec)),
+			event("preempted", p.Host, p.Workload, p.Reason),
+		}
+		if ok, err := b.add(ctx, "", nil, conds, ops); err != nil || !ok {
+			return !ok, err
+		}
+		l.log.Warn("preempting", "workload", p.Workload, "host", p.Host, "by", p.By, "reason", p.Reason)
+	}
 	for _, p := range plan.Placements {
-		n, ok := nodes[p.Host]
-		if !ok {
-			return false, fmt.Errorf("plan places %s on unknown host %s", p.Workload, p.Host)
-		}
-		// A plan that would overcommit a host is a bug: refuse to write it.
-		if fits, why := scheduler.Fits(n, used[p.Host], p.CPUs, p.Memory); !fits {
-			return false, fmt.Errorf("plan places %s on %s but it does not fit: %s", p.Workload, p.Host, why)
-		}
-		u := used[p.Host]
-		u.CPUs += p.CPUs
-		u.Memory += p.Memory
-		u.Count++
-		used[p.Host] = u
-
+		n := snap.Nodes[p.Host]
 		w := snap.Workloads[p.Workload]
 		conds := []clusterstore.Cond{
 			clusterstore.ModRevisionIs(clusterstore.WorkloadKey(p.Workload), w.ModRevision),
@@ -262,6 +287,9 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 			continue // unchanged: don't write
 		}
 		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: u.Workload, Reason: u.Reason, At: now.UTC()}
+		if old, ok := snap.Pending[u.Workload]; ok {
+			rec.Displaced = old.Value.Displaced
+		}
 		w := snap.Workloads[u.Workload]
 		conds := []clusterstore.Cond{clusterstore.ModRevisionIs(clusterstore.WorkloadKey(u.Workload), w.ModRevision)}
 		ops := []clusterstore.Op{clusterstore.Put(clusterstore.PendingKey(u.Workload), clusterstore.Encode(rec))}
@@ -281,7 +309,7 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		l.log.Info("placed", "workloads", len(plan.Placements), "transactions", b.txns)
 	}
 	if l.cfg.OnPlan != nil && b.txns > 0 {
-		l.cfg.OnPlan(PlanReport{Placed: len(plan.Placements), Unplaced: len(plan.Unplaced), Transactions: b.txns, Took: time.Since(began)})
+		l.cfg.OnPlan(PlanReport{Placed: len(plan.Placements), Unplaced: len(plan.Unplaced), Preempted: len(plan.Preemptions), Transactions: b.txns, Took: time.Since(began)})
 	}
 	return false, nil
 }
@@ -357,3 +385,24 @@ func (l *leader) commit(ctx context.Context, conds []clusterstore.Cond, ops []cl
 }
 
 var errLostLeadership = errors.New("leadership lost")
+
+// Evaluator exposes one evaluation of the leader's loop — read a snapshot,
+// decide, commit — so that the deterministic simulation harness can drive
+// it step by step with a fake clock, without goroutines or elections.
+type Evaluator struct{ l *leader }
+
+// NewEvaluator builds an evaluator that guards its writes with guard and
+// reads the time from now.
+func NewEvaluator(cfg Config, guard clusterstore.Cond, now func() time.Time) (*Evaluator, error) {
+	srv, err := New(cfg) // fills defaults and checks the configuration
+	if err != nil {
+		return nil, err
+	}
+	return &Evaluator{l: &leader{cfg: srv.cfg, log: srv.log, guard: guard, now: now}}, nil
+}
+
+// Evaluate runs one evaluation. again reports that a guarded commit lost a
+// race and the caller should evaluate again.
+func (e *Evaluator) Evaluate(ctx context.Context) (again bool, err error) {
+	return e.l.evaluate(ctx)
+}

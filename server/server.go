@@ -75,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxTxnOps = 8192
 	}
 	if cfg.Scheduler == nil {
-		cfg.Scheduler = scheduler.FirstFit{}
+		cfg.Scheduler = scheduler.New(scheduler.Options{})
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -94,7 +94,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	srv := &http.Server{
-		Handler:           NewHandler(s.cfg.Store, s.log, s.health),
+		Handler:           NewHandler(s.cfg.Store, s.log, s.health, s.cfg.Scheduler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

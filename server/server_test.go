@@ -16,6 +16,7 @@ import (
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	"github.com/bulwarkhq/bulwark/clusterstore/memory"
+	"github.com/bulwarkhq/bulwark/scheduler"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -24,7 +25,7 @@ func newAPI(t *testing.T) (clusterstore.Store, *httptest.Server) {
 	t.Helper()
 	st := memory.New()
 	t.Cleanup(func() { st.Close() })
-	h := NewHandler(st, quietLog(), func(context.Context) api.Health { return api.Health{Status: "ok"} })
+	h := NewHandler(st, quietLog(), func(context.Context) api.Health { return api.Health{Status: "ok"} }, scheduler.New(scheduler.Options{}))
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return st, ts
