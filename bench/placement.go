@@ -194,6 +194,10 @@ func Placement(ctx context.Context, cfg PlacementConfig) error {
 	}
 	fmt.Fprintf(out, "placed %d workloads in %s (%d evaluations, %d transactions, %s in evaluations)\n",
 		placed, elapsed.Round(time.Millisecond), evals, txns, planTime.Round(time.Millisecond))
+	if last := stats.Last(); last.Placed > 0 {
+		fmt.Fprintf(out, "largest evaluation phases: read snapshot %s, schedule %s, verify+commit %s\n",
+			last.Read.Round(time.Millisecond), last.Schedule.Round(time.Millisecond), last.Commit.Round(time.Millisecond))
+	}
 	fmt.Fprintf(out, "process RSS %s (peak %s), Go heap in use %s; includes the embedded etcd member\n",
 		procStatus("VmRSS"), procStatus("VmHWM"), api.ByteSize(after.HeapInuse).Human())
 	fmt.Fprintf(out, "placements_per_second=%d\n", int(float64(placed)/elapsed.Seconds()))

@@ -42,6 +42,8 @@ type leader struct {
 	log   *slog.Logger
 	guard clusterstore.Cond
 	now   func() time.Time
+	// readTook is how long this evaluation's snapshot read took.
+	readTook time.Duration
 }
 
 func (l *leader) run(ctx context.Context) error {
@@ -114,7 +116,9 @@ func relevant(evs []clusterstore.Event) bool {
 // evaluate reads a snapshot, decides, and commits. It returns again=true
 // when a guarded commit failed and the work should be redone on fresh state.
 func (l *leader) evaluate(ctx context.Context) (again bool, err error) {
+	began := time.Now()
 	snap, bad, err := clusterstore.ReadSnapshot(ctx, l.cfg.Store)
+	l.readTook = time.Since(began)
 	if err != nil {
 		return false, err
 	}
@@ -230,6 +234,7 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 	began := time.Now()
 	st := SchedulerState(snap)
 	plan := l.cfg.Scheduler.Schedule(st, pending, now)
+	scheduled := time.Now()
 	// Replay the plan through the same checks the engine used: a plan that
 	// would overcommit a host or break a constraint is a bug, and we refuse
 	// to write it.
@@ -301,15 +306,17 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 	if ok, err := b.flush(ctx); err != nil || !ok {
 		return !ok, err
 	}
+	rep := PlanReport{Placed: len(plan.Placements), Unplaced: len(plan.Unplaced), Preempted: len(plan.Preemptions), Transactions: b.txns,
+		Took: time.Since(began) + l.readTook, Read: l.readTook, Schedule: scheduled.Sub(began), Commit: time.Since(scheduled)}
 	if len(plan.Placements) <= 20 {
 		for _, p := range plan.Placements {
 			l.log.Info("placed", "workload", p.Workload, "host", p.Host)
 		}
 	} else {
-		l.log.Info("placed", "workloads", len(plan.Placements), "transactions", b.txns)
+		l.log.Info("placed", "workloads", len(plan.Placements), "transactions", b.txns, "read", rep.Read, "schedule", rep.Schedule, "commit", rep.Commit)
 	}
 	if l.cfg.OnPlan != nil && b.txns > 0 {
-		l.cfg.OnPlan(PlanReport{Placed: len(plan.Placements), Unplaced: len(plan.Unplaced), Preempted: len(plan.Preemptions), Transactions: b.txns, Took: time.Since(began)})
+		l.cfg.OnPlan(rep)
 	}
 	return false, nil
 }

@@ -11,7 +11,8 @@ type PlanReport struct {
 	Unplaced     int
 	Preempted    int
 	Transactions int
-	Took         time.Duration
+	// Took is the whole evaluation; Read, Schedule and Commit its phases.
+	Took, Read, Schedule, Commit time.Duration
 }
 
 // PlanStats adds up PlanReports; its Record method fits Config.OnPlan.
@@ -20,6 +21,7 @@ type PlanStats struct {
 	evals int
 	txns  int
 	took  time.Duration
+	last  PlanReport
 }
 
 // Record adds one report.
@@ -29,6 +31,14 @@ func (s *PlanStats) Record(r PlanReport) {
 	s.evals++
 	s.txns += r.Transactions
 	s.took += r.Took
+	s.last = r
+}
+
+// Last returns the most recent report.
+func (s *PlanStats) Last() PlanReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
 }
 
 // Snapshot returns evaluations, transactions and time spent so far.
