@@ -222,11 +222,7 @@ func waitLine(t *testing.T, p *proc, substr string, timeout time.Duration) {
 // created, running, deleted and gone from its host's hypervisor; bad CLI
 // input changes nothing; Ctrl-C leaves no process behind.
 func TestDevClusterTour(t *testing.T) {
-	dataDir := t.TempDir()
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	apiURL := "http://" + apiAddr
-	dev := startProc(t, "bulwarkd", "dev", "--hosts", "3", "--data-dir", dataDir, "--api-addr", apiAddr, "--etcd-port", strconv.Itoa(freePort(t)))
-	waitLine(t, dev, "Bulwark dev cluster is up", 60*time.Second)
+	apiURL, dev, dataDir := startDev(t, 3)
 
 	var nodes []api.NodeView
 	ctlJSON(t, apiURL, &nodes, "node", "list")
@@ -421,5 +417,79 @@ func TestServerReplicasLeaderKilled(t *testing.T) {
 	ctlJSON(t, other, &w, "workload", "show", "before")
 	if w.State != api.StateRunning {
 		t.Fatalf("before: %+v", w)
+	}
+}
+
+// startDev runs `bulwarkd dev` and waits until it is up.
+func startDev(t *testing.T, hosts int) (apiURL string, dev *proc, dataDir string) {
+	t.Helper()
+	dataDir = t.TempDir()
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dev = startProc(t, "bulwarkd", "dev", "--hosts", strconv.Itoa(hosts), "--data-dir", dataDir, "--api-addr", apiAddr, "--etcd-port", strconv.Itoa(freePort(t)))
+	waitLine(t, dev, "Bulwark dev cluster is up", 60*time.Second)
+	return "http://" + apiAddr, dev, dataDir
+}
+
+// TestSchedulerThroughCLI: constraints, anti-affinity, strategy and explain,
+// driven through bulwarkctl against a dev cluster (host-1 and host-3 are in
+// rack r1, host-2 in rack r2).
+func TestSchedulerThroughCLI(t *testing.T) {
+	apiURL, _, _ := startDev(t, 3)
+	if out, errOut, code := ctl(t, apiURL, "settings", "set", "--strategy", "spread"); code != 0 || !strings.Contains(out, "spread") {
+		t.Fatalf("settings set: %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code := ctl(t, apiURL, "vm", "create", "r2-only", "--require", "rack=r2"); code != 0 {
+		t.Fatal(errOut)
+	}
+	for i := 1; i <= 4; i++ {
+		if _, errOut, code := ctl(t, apiURL, "vm", "create", fmt.Sprintf("g%d", i), "--anti-affinity", "g", "--spread-by", "rack"); code != 0 {
+			t.Fatal(errOut)
+		}
+	}
+	var w api.WorkloadView
+	eventually(t, "r2-only running on host-2", 5*time.Second, func() bool {
+		ctlJSON(t, apiURL, &w, "workload", "show", "r2-only")
+		return w.State == api.StateRunning && w.Host == "host-2"
+	})
+	eventually(t, "g4 pending on anti-affinity", 5*time.Second, func() bool {
+		ctlJSON(t, apiURL, &w, "workload", "show", "g4")
+		return w.State == api.StatePending && strings.Contains(w.Reason, "anti-affinity group g")
+	})
+	hosts := map[string]bool{}
+	for i := 1; i <= 3; i++ {
+		ctlJSON(t, apiURL, &w, "workload", "show", fmt.Sprintf("g%d", i))
+		hosts[w.Host] = true
+	}
+	if len(hosts) != 3 {
+		t.Fatalf("group g not spread over 3 hosts: %v", hosts)
+	}
+	var e api.Explanation
+	ctlJSON(t, apiURL, &e, "explain", "g4")
+	for _, h := range e.Hosts {
+		if h.Feasible || !strings.Contains(h.Reason, "anti-affinity: ") {
+			t.Errorf("explain g4: %+v", h)
+		}
+	}
+	out, _, code := ctl(t, apiURL, "explain", "r2-only")
+	if code != 0 || !strings.Contains(out, "placed on host-2") || !strings.Contains(out, "label rack=r2 not met") {
+		t.Fatalf("explain table:\n%s", out)
+	}
+
+	// Bad input: clear error, nothing changed.
+	h0, _ := health(apiURL)
+	for _, args := range [][]string{
+		{"vm", "create", "x", "--require", "rack in r1"},
+		{"vm", "create", "x", "--prefer", "disk=ssd:0"},
+		{"vm", "create", "x", "--anti-affinity", "Not_A_Label"},
+		{"vm", "create", "x", "--priority", "1001"},
+		{"settings", "set", "--strategy", "roundrobin"},
+		{"settings", "set", "--tolerate-host-failures", "99"},
+	} {
+		if _, errOut, code := ctl(t, apiURL, args...); code == 0 || !strings.Contains(errOut, "error") {
+			t.Errorf("%v: exit %d, %q", args, code, errOut)
+		}
+	}
+	if h1, _ := health(apiURL); h1.Revision != h0.Revision {
+		t.Errorf("store changed by rejected commands: %d -> %d", h0.Revision, h1.Revision)
 	}
 }

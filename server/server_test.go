@@ -120,6 +120,11 @@ func TestCreateBadInputChangesNothing(t *testing.T) {
 		{"bad label", `{"name":"a","kind":"vm","cpus":1,"memory":"256MiB","labels":{"k":"a b"}}`, 400, "label"},
 		{"malformed", `{"name":`, 400, "invalid workload spec"},
 		{"two values", `{"name":"a","kind":"vm","cpus":1,"memory":"256MiB"} {}`, 400, "more than one"},
+		{"bad constraint", `{"name":"a","kind":"vm","cpus":1,"memory":"256MiB","require":["rack in r1"]}`, 400, "parentheses"},
+		{"constraint without operator", `{"name":"a","kind":"vm","cpus":1,"memory":"256MiB","require":["rack"]}`, 400, "no operator"},
+		{"bad preference weight", `{"name":"a","kind":"vm","cpus":1,"memory":"256MiB","prefer":["disk=ssd:500"]}`, 400, "weight"},
+		{"group not a DNS label", `{"name":"a","kind":"vm","cpus":1,"memory":"256MiB","anti_affinity":"Web_Group"}`, 400, "anti-affinity group name"},
+		{"spread-by without group", `{"name":"a","kind":"vm","cpus":1,"memory":"256MiB","spread_by":"rack"}`, 400, "set anti-affinity too"},
 		{"too large", `{"name":"a","kind":"vm","cpus":1,"memory":"256MiB","labels":{"k":"` + strings.Repeat("x", 2<<20) + `"}}`, 413, "over"},
 	}
 	before := storeRev(t, st)
@@ -297,4 +302,76 @@ func TestTwoReplicasOneLeader(t *testing.T) {
 	})
 	do(t, "POST", url2+"/v1/workloads", `{"name":"after","kind":"vm","cpus":1,"memory":"256MiB"}`)
 	waitFor(t, "placed by s2", func() bool { return getView(t, url2, "after").Host == "h1" })
+}
+
+func TestSettingsBadInputChangesNothing(t *testing.T) {
+	st, ts := newAPI(t)
+	code, body := do(t, "GET", ts.URL+"/v1/settings", "")
+	var got api.Settings
+	if err := json.Unmarshal(body, &got); err != nil || code != 200 || got.Strategy != api.StrategyBinpack || got.Preemption {
+		t.Fatalf("defaults: %d %s", code, body)
+	}
+	before := storeRev(t, st)
+	for _, b := range []string{
+		`{"strategy":"roundrobin"}`,
+		`{"strategy":"spread","tolerate_host_failures":-1}`,
+		`{"strategy":"spread","tolerate_host_failures":17}`,
+		`{"strategy":"spread","reserved_cpus":-2}`,
+		`{"strategy":"spread","reserved_memory":"lots"}`,
+		`{"strategy":"spread","colour":"red"}`,
+		`not json`,
+	} {
+		code, body := do(t, "PUT", ts.URL+"/v1/settings", b)
+		if code != http.StatusBadRequest || !bytes.Contains(body, []byte(`"invalid_argument"`)) {
+			t.Errorf("%s: %d %s", b, code, body)
+		}
+	}
+	if after := storeRev(t, st); after != before {
+		t.Fatalf("store changed by rejected settings: %d -> %d", before, after)
+	}
+	code, body = do(t, "PUT", ts.URL+"/v1/settings", `{"strategy":"spread","preemption":true,"tolerate_host_failures":1,"reserved_cpus":1,"reserved_memory":"1GiB"}`)
+	if code != 200 {
+		t.Fatalf("put: %d %s", code, body)
+	}
+	_, body = do(t, "GET", ts.URL+"/v1/settings", "")
+	_ = json.Unmarshal(body, &got)
+	if got.Strategy != api.StrategySpread || !got.Preemption || got.TolerateHostFailures != 1 || got.ReservedMemory != api.GiB {
+		t.Fatalf("after put: %+v", got)
+	}
+}
+
+func TestExplainPlacedAndPending(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	fakeHost(t, st, "h1", 4, 8*api.GiB)
+	fakeHost(t, st, "h2", 2, 4*api.GiB)
+	_, url, _ := startServer(t, st, "s1")
+	do(t, "POST", url+"/v1/workloads", `{"name":"a","kind":"vm","cpus":3,"memory":"1GiB"}`)
+	do(t, "POST", url+"/v1/workloads", `{"name":"b","kind":"vm","cpus":3,"memory":"1GiB"}`)
+	waitFor(t, "a placed, b pending", func() bool {
+		return getView(t, url, "a").Host == "h1" && getView(t, url, "b").Reason != "waiting for the scheduler"
+	})
+	var e api.Explanation
+	code, body := do(t, "GET", url+"/v1/workloads/a/explain", "")
+	if err := json.Unmarshal(body, &e); err != nil || code != 200 {
+		t.Fatalf("explain a: %d %s", code, body)
+	}
+	if e.Host != "h1" || len(e.Hosts) != 2 || !strings.HasPrefix(e.Summary, "placed on h1") {
+		t.Fatalf("explain a: %+v", e)
+	}
+	_, body = do(t, "GET", url+"/v1/workloads/b/explain", "")
+	_ = json.Unmarshal(body, &e)
+	if e.State != api.StatePending || !strings.HasPrefix(e.Summary, "pending") {
+		t.Fatalf("explain b: %+v", e)
+	}
+	reasons := map[string]string{}
+	for _, h := range e.Hosts {
+		reasons[h.Host] = h.Reason
+	}
+	if reasons["h1"] != "cpu: needs 3, 1 free" || reasons["h2"] != "cpu: needs 3, 2 free" {
+		t.Fatalf("explain b reasons: %+v", e.Hosts)
+	}
+	if code, _ := do(t, "GET", url+"/v1/workloads/nope/explain", ""); code != 404 {
+		t.Fatalf("explain missing: %d", code)
+	}
 }
