@@ -83,6 +83,15 @@ func (l *leader) run(ctx context.Context) error {
 		case <-tick.C:
 			trigger()
 		case <-kick:
+			// Let a burst of changes (a script creating 10,000 workloads)
+			// gather, so it becomes a few large plans, not many small ones.
+			if l.cfg.EvalDelay > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(l.cfg.EvalDelay):
+				}
+			}
 			again, err := l.evaluate(ctx)
 			if errors.Is(err, errLostLeadership) {
 				return err

@@ -30,7 +30,10 @@ type Config struct {
 	// hold on to leadership.
 	SessionTTL time.Duration
 	// Resync is how often the leader re-evaluates even without changes.
-	Resync    time.Duration
+	Resync time.Duration
+	// EvalDelay is how long the leader lets changes gather before it
+	// evaluates (default 10ms; negative: none).
+	EvalDelay time.Duration
 	Scheduler scheduler.Scheduler
 	Log       *slog.Logger
 	// Listener, if set, is used instead of listening on Listen.
@@ -70,6 +73,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 5 * time.Second
+	}
+	if cfg.EvalDelay == 0 {
+		cfg.EvalDelay = 10 * time.Millisecond
 	}
 	if cfg.MaxTxnOps == 0 {
 		cfg.MaxTxnOps = 8192

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -373,5 +375,52 @@ func TestExplainPlacedAndPending(t *testing.T) {
 	}
 	if code, _ := do(t, "GET", url+"/v1/workloads/nope/explain", ""); code != 404 {
 		t.Fatalf("explain missing: %d", code)
+	}
+}
+
+// A burst of creates becomes a few large plans, not one plan per create.
+func TestBurstIsCoalesced(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	fakeHost(t, st, "h1", 4096, 64*api.TiB)
+	var stats PlanStats
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Name: "s1", Listener: ln, Store: st, SessionTTL: 2 * time.Second, Log: quietLog(), OnPlan: stats.Record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	url := "http://" + ln.Addr().String()
+
+	const n = 1000
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; i < n; i += 8 {
+				body := fmt.Sprintf(`{"name":"w%d","kind":"vm","cpus":1,"memory":"64MiB"}`, i)
+				resp, err := http.Post(url+"/v1/workloads", "application/json", strings.NewReader(body))
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	waitFor(t, "all placed", func() bool {
+		kvs, _, _ := st.List(context.Background(), clusterstore.AllocationsPrefix, 0)
+		return len(kvs) == n
+	})
+	evals, _, _ := stats.Snapshot()
+	t.Logf("%d creates placed in %d evaluations", n, evals)
+	if evals > n/5 {
+		t.Fatalf("%d creates took %d evaluations: not coalesced", n, evals)
 	}
 }
