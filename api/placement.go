@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Placement settings of a workload live in WorkloadSpec as the strings a
@@ -224,6 +225,12 @@ type Settings struct {
 	// host itself.
 	ReservedCPUs   int      `json:"reserved_cpus"`
 	ReservedMemory ByteSize `json:"reserved_memory"`
+	// WatchdogFencing (opt-in) lets the workloads of a lost host without a
+	// working fence device restart elsewhere once T + T_self +
+	// WatchdogTimeout has passed: the host's own watchdog must have reset
+	// it by then. Off: such workloads wait for an operator.
+	WatchdogFencing bool     `json:"watchdog_fencing,omitempty"`
+	WatchdogTimeout Duration `json:"watchdog_timeout,omitempty"`
 }
 
 // DefaultSettings are used until an operator changes them.
@@ -244,6 +251,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.ReservedCPUs < 0 || s.ReservedCPUs > MaxCPUs {
 		errs = append(errs, fmt.Errorf("reserved_cpus must be from 0 to %d, got %d", MaxCPUs, s.ReservedCPUs))
+	}
+	if s.WatchdogTimeout < 0 || time.Duration(s.WatchdogTimeout) > time.Hour {
+		errs = append(errs, fmt.Errorf("watchdog_timeout must be from 0 to 1h, got %s", s.WatchdogTimeout))
+	}
+	if s.WatchdogFencing && s.WatchdogTimeout == 0 {
+		errs = append(errs, errors.New("watchdog_fencing needs watchdog_timeout: the hardware watchdog's timeout on the hosts"))
 	}
 	if s.ReservedMemory < 0 || s.ReservedMemory > MaxMemory {
 		errs = append(errs, fmt.Errorf("reserved_memory must be from 0 to %s, got %s", MaxMemory, s.ReservedMemory))

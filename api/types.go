@@ -36,9 +36,48 @@ type NodeState string
 const (
 	// NodeReady: the host's heartbeat lease is alive.
 	NodeReady NodeState = "ready"
-	// NodeDown: the host is registered but holds no heartbeat lease.
+	// NodeDown: the host is registered but holds no heartbeat lease, and
+	// runs nothing the cluster cares about.
 	NodeDown NodeState = "down"
+	// The failure detector's states (see docs/failover.md).
+	NodeSuspect   NodeState = "suspect"
+	NodeLost      NodeState = "lost"
+	NodeFencing   NodeState = "fencing"
+	NodeFenced    NodeState = "fenced"
+	NodeRecovered NodeState = "recovered"
 )
+
+// HostState is the leader's failure-detector state of a host, stored at
+// /bulwark/v1/hoststate/<host> on every transition so that every replica
+// (and `node list`) can show it.
+type HostState struct {
+	Schema int       `json:"schema"`
+	Host   string    `json:"host"`
+	State  NodeState `json:"state"`
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// FenceRequest is an operator's request to fence a host
+// (`bulwarkctl node fence`), stored at /bulwark/v1/fencerequests/<host>.
+type FenceRequest struct {
+	Schema int       `json:"schema"`
+	Host   string    `json:"host"`
+	At     time.Time `json:"at"`
+}
+
+// FenceHealth is the leader's latest probe of a host's fence devices,
+// stored at /bulwark/v1/fencehealth/<host> when it changes.
+type FenceHealth struct {
+	Schema int    `json:"schema"`
+	Host   string `json:"host"`
+	// Devices is how many fence devices the host has.
+	Devices int `json:"devices"`
+	// OK: at least one device answered with a power state.
+	OK      bool      `json:"ok"`
+	Error   string    `json:"error,omitempty"`
+	Checked time.Time `json:"checked"`
+}
 
 // WorkloadSpec is what a user asks for: the body of POST /v1/workloads and the
 // content of an `apply` file. Unknown fields are rejected where it is decoded.
@@ -94,8 +133,12 @@ type Node struct {
 	Detail string `json:"detail,omitempty"`
 	// AgentURL is where the agent serves its own small API (task list,
 	// later logs), if it does.
-	AgentURL     string    `json:"agent_url,omitempty"`
-	RegisteredAt time.Time `json:"registered_at"`
+	AgentURL string `json:"agent_url,omitempty"`
+	// LeaseTTL (T) and SelfFenceAfter (T_self) are the agent's timing: the
+	// leader needs them for watchdog fencing (T + T_self + watchdog).
+	LeaseTTL       Duration  `json:"lease_ttl,omitempty"`
+	SelfFenceAfter Duration  `json:"self_fence_after,omitempty"`
+	RegisteredAt   time.Time `json:"registered_at"`
 }
 
 // Task is one workload as a host's driver reports it: the truth on the host,
@@ -187,10 +230,14 @@ type Event struct {
 // the resources its allocations use.
 type NodeView struct {
 	Node
-	State      NodeState `json:"state"`
-	CPUsUsed   int       `json:"cpus_used"`
-	MemoryUsed ByteSize  `json:"memory_used"`
-	Workloads  int       `json:"workloads"`
+	State NodeState `json:"state"`
+	// Reason explains a state other than ready.
+	Reason string `json:"reason,omitempty"`
+	// Fencing is "ok", "none" (no device) or "unfenceable: <why>".
+	Fencing    string   `json:"fencing,omitempty"`
+	CPUsUsed   int      `json:"cpus_used"`
+	MemoryUsed ByteSize `json:"memory_used"`
+	Workloads  int      `json:"workloads"`
 }
 
 // WorkloadView is a workload as the API returns it.

@@ -12,11 +12,15 @@ import (
 
 // Key builders. Names are validated DNS labels, so they never contain '/'.
 
-func NodeKey(host string) string       { return NodesPrefix + host }
-func HeartbeatKey(host string) string  { return HeartbeatsPrefix + host }
-func WorkloadKey(name string) string   { return WorkloadsPrefix + name }
-func AllocationKey(name string) string { return AllocationsPrefix + name }
-func PendingKey(name string) string    { return PendingPrefix + name }
+func NodeKey(host string) string         { return NodesPrefix + host }
+func HeartbeatKey(host string) string    { return HeartbeatsPrefix + host }
+func WorkloadKey(name string) string     { return WorkloadsPrefix + name }
+func AllocationKey(name string) string   { return AllocationsPrefix + name }
+func PendingKey(name string) string      { return PendingPrefix + name }
+func FencingKey(host string) string      { return FencingPrefix + host }
+func HostStateKey(host string) string    { return HostStatePrefix + host }
+func FenceRequestKey(host string) string { return FenceRequestsPrefix + host }
+func FenceHealthKey(host string) string  { return FenceHealthPrefix + host }
 func HostStatusPrefix(host string) string {
 	return StatusPrefix + host + "/"
 }
@@ -84,6 +88,11 @@ type Snapshot struct {
 	// Statuses by host, then workload.
 	Statuses map[string]map[string]Versioned[api.WorkloadStatus]
 	Pending  map[string]Versioned[api.PendingReason]
+	// Fencing holds the fence records: proof that a host was powered off.
+	Fencing       map[string]Versioned[api.FenceRecord]
+	FenceRequests map[string]Versioned[api.FenceRequest]
+	FenceHealth   map[string]Versioned[api.FenceHealth]
+	HostStates    map[string]Versioned[api.HostState]
 	// Settings are the cluster settings (defaults when never set);
 	// SettingsRevision is the key's mod revision (0: defaults).
 	Settings         api.Settings
@@ -95,13 +104,17 @@ type Snapshot struct {
 // corrupt key cannot stop the cluster; callers log them.
 func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, err error) {
 	snap = &Snapshot{
-		Nodes:       map[string]Versioned[api.Node]{},
-		Heartbeats:  map[string]Versioned[api.Heartbeat]{},
-		Workloads:   map[string]Versioned[api.Workload]{},
-		Allocations: map[string]Versioned[api.Allocation]{},
-		Statuses:    map[string]map[string]Versioned[api.WorkloadStatus]{},
-		Pending:     map[string]Versioned[api.PendingReason]{},
-		Settings:    api.DefaultSettings(),
+		Nodes:         map[string]Versioned[api.Node]{},
+		Heartbeats:    map[string]Versioned[api.Heartbeat]{},
+		Workloads:     map[string]Versioned[api.Workload]{},
+		Allocations:   map[string]Versioned[api.Allocation]{},
+		Statuses:      map[string]map[string]Versioned[api.WorkloadStatus]{},
+		Pending:       map[string]Versioned[api.PendingReason]{},
+		Fencing:       map[string]Versioned[api.FenceRecord]{},
+		FenceRequests: map[string]Versioned[api.FenceRequest]{},
+		FenceHealth:   map[string]Versioned[api.FenceHealth]{},
+		HostStates:    map[string]Versioned[api.HostState]{},
+		Settings:      api.DefaultSettings(),
 	}
 	// One List of the whole prefix is one consistent read.
 	kvs, rev, err := s.List(ctx, Prefix, 0)
@@ -122,6 +135,14 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 			derr = decodeInto(kv, snap.Workloads, name)
 		case "pending":
 			derr = decodeInto(kv, snap.Pending, name)
+		case "fencing":
+			derr = decodeInto(kv, snap.Fencing, name)
+		case "fencerequests":
+			derr = decodeInto(kv, snap.FenceRequests, name)
+		case "fencehealth":
+			derr = decodeInto(kv, snap.FenceHealth, name)
+		case "hoststate":
+			derr = decodeInto(kv, snap.HostStates, name)
 		case "allocations":
 			a, e := DecodeAllocation(kv)
 			if derr = e; e == nil {

@@ -18,17 +18,20 @@ const Prefix = "/bulwark/v1/"
 
 // Key prefixes under Prefix.
 const (
-	NodesPrefix       = Prefix + "nodes/"
-	HeartbeatsPrefix  = Prefix + "heartbeats/"
-	WorkloadsPrefix   = Prefix + "workloads/"
-	AllocationsPrefix = Prefix + "allocations/"
-	StatusPrefix      = Prefix + "status/"
-	PendingPrefix     = Prefix + "pending/"
-	FencingPrefix     = Prefix + "fencing/"
-	LocksPrefix       = Prefix + "locks/"
-	VIPsPrefix        = Prefix + "vips/"
-	EventsPrefix      = Prefix + "events/"
-	ElectionPrefix    = Prefix + "election/"
+	NodesPrefix         = Prefix + "nodes/"
+	HeartbeatsPrefix    = Prefix + "heartbeats/"
+	WorkloadsPrefix     = Prefix + "workloads/"
+	AllocationsPrefix   = Prefix + "allocations/"
+	StatusPrefix        = Prefix + "status/"
+	PendingPrefix       = Prefix + "pending/"
+	FencingPrefix       = Prefix + "fencing/"
+	LocksPrefix         = Prefix + "locks/"
+	VIPsPrefix          = Prefix + "vips/"
+	EventsPrefix        = Prefix + "events/"
+	ElectionPrefix      = Prefix + "election/"
+	HostStatePrefix     = Prefix + "hoststate/"
+	FenceRequestsPrefix = Prefix + "fencerequests/"
+	FenceHealthPrefix   = Prefix + "fencehealth/"
 )
 
 // LeaseID identifies a TTL lease. 0 means no lease.

@@ -9,11 +9,15 @@
 # Notes for containers without an init system:
 #   - No package starts a daemon here; the tests start their own virtlogd and
 #     libvirtd (drivers/libvirt/libvirttest).
-#   - linux-image-amd64 runs /etc/kernel/postinst.d hooks. Without
-#     initramfs-tools (we do not install it: the tests boot the kernel with
-#     their own busybox initramfs) the hooks have nothing to do and the
-#     kernel lands in /boot/vmlinuz-*. /boot/vmlinuz-* is mode 0600: the
-#     tests run as root, and libvirt's QEMU reads it as root too.
+#   - linux-image-amd64 needs an initramfs tool, so initramfs-tools comes
+#     along and its postinst hook builds /boot/initrd.img-* once.
+#     It works without an init system; the tests do not use that initrd
+#     (they pack their own busybox one, in Go, so cpio is not needed).
+#   - The kernel lands in /boot/vmlinuz-*, its modules in /lib/modules/*;
+#     the test guest loads virtio and ACPI-button modules from there.
+#   - qemu-system-common's postinst makes /dev/kvm root:kvm 0660. The test
+#     harness adds libvirt-qemu to that group (see libvirttest), even where
+#     KVM guests cannot run, or libvirtd re-probes QEMU on every call.
 #   - Recommends are skipped: they would pull dnsmasq, firmware blobs,
 #     apparmor and the like.
 set -euo pipefail
@@ -31,7 +35,6 @@ pkgs=(
   qemu-utils                 # qemu-img, for test disk images
   linux-image-amd64          # a guest kernel in /boot
   busybox-static             # the guest's userland, in the test's initramfs
-  cpio                       # to pack that initramfs
   iproute2                   # bridges for the NIC tests
 )
 
@@ -64,7 +67,7 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 
 # Verify what the tests rely on, so that a half-done install fails here and
 # not as a confusing test skip.
-for bin in libvirtd virtlogd qemu-system-x86_64 qemu-img cpio; do
+for bin in libvirtd virtlogd qemu-system-x86_64 qemu-img ip; do
   command -v "$bin" >/dev/null || { echo "deps-real: $bin is missing after install" >&2; exit 1; }
 done
 [ -x /bin/busybox ] || { echo "deps-real: /bin/busybox is missing after install" >&2; exit 1; }

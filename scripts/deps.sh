@@ -8,7 +8,9 @@ what=${1:-build}
 
 pkgs=(gcc libc6-dev make git pkg-config libvirt-dev libvirt0 ca-certificates)
 if [ "$what" = test ]; then
-  pkgs+=(libvirt-clients libxml2-utils iproute2 procps)
+  # rpm: checks the .rpm files; systemd: systemd-analyze verify (no systemd needs to run);
+  # iptables: a dependency of bulwark-agent, which the package tests install with dpkg -i.
+  pkgs+=(libvirt-clients libxml2-utils iproute2 procps fence-agents rpm systemd iptables)
 fi
 
 missing=()

@@ -44,6 +44,7 @@ type leader struct {
 	now   func() time.Time
 	// readTook is how long this evaluation's snapshot read took.
 	readTook time.Duration
+	fo       *failover
 }
 
 func (l *leader) run(ctx context.Context) error {
@@ -66,9 +67,15 @@ func (l *leader) run(ctx context.Context) error {
 	watchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wch := l.cfg.Store.Watch(watchCtx, clusterstore.Prefix, rev+1)
+	l.fo = newFailover(l.cfg.Fencing, l.cfg.Store, l.log, l.guard, trigger)
+	defer l.fo.wait()
 	trigger()
 	tick := time.NewTicker(l.cfg.Resync)
 	defer tick.Stop()
+	// Timed failure transitions (suspect grace, watchdog window, fencing
+	// retries) need evaluations even when the store is quiet.
+	failTick := time.NewTicker(250 * time.Millisecond)
+	defer failTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,6 +89,10 @@ func (l *leader) run(ctx context.Context) error {
 			}
 		case <-tick.C:
 			trigger()
+		case <-failTick.C:
+			if l.fo.needsTick() {
+				trigger()
+			}
 		case <-kick:
 			// Let a burst of changes (a script creating 10,000 workloads)
 			// gather, so it becomes a few large plans, not many small ones.
@@ -113,7 +124,8 @@ func (l *leader) run(ctx context.Context) error {
 func relevant(evs []clusterstore.Event) bool {
 	for _, ev := range evs {
 		k := ev.KV.Key
-		for _, p := range []string{clusterstore.WorkloadsPrefix, clusterstore.NodesPrefix, clusterstore.HeartbeatsPrefix, clusterstore.AllocationsPrefix, clusterstore.StatusPrefix} {
+		for _, p := range []string{clusterstore.WorkloadsPrefix, clusterstore.NodesPrefix, clusterstore.HeartbeatsPrefix, clusterstore.AllocationsPrefix,
+			clusterstore.StatusPrefix, clusterstore.FencingPrefix, clusterstore.FenceRequestsPrefix, clusterstore.SettingsKey} {
 			if strings.HasPrefix(k, p) {
 				return true
 			}
@@ -138,6 +150,13 @@ func (l *leader) evaluate(ctx context.Context) (again bool, err error) {
 	again, err = l.cleanup(ctx, snap)
 	if err != nil || again {
 		return again, err
+	}
+	if l.fo != nil {
+		changed, err := l.fo.step(ctx, snap, now)
+		if err != nil || changed {
+			// Recovered allocations: place them from fresh state.
+			return changed, err
+		}
 	}
 	return l.place(ctx, snap, now)
 }
@@ -196,6 +215,27 @@ func reportingHost(snap *clusterstore.Snapshot, workload string) string {
 	return ""
 }
 
+// hostReady: the host holds its heartbeat lease, has not been fenced, and
+// the failure detector has not given up on it. Only ready hosts get work.
+func hostReady(snap *clusterstore.Snapshot, host string) bool {
+	if _, alive := snap.Heartbeats[host]; !alive {
+		return false
+	}
+	if _, fenced := snap.Fencing[host]; fenced {
+		return false
+	}
+	if _, asked := snap.FenceRequests[host]; asked {
+		return false
+	}
+	if hs, ok := snap.HostStates[host]; ok {
+		switch hs.Value.State {
+		case api.NodeLost, api.NodeFencing, api.NodeFenced, api.NodeRecovered:
+			return false
+		}
+	}
+	return true
+}
+
 // SchedulerState converts a snapshot into the scheduler's input.
 func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 	st := &scheduler.State{
@@ -206,8 +246,7 @@ func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 		Displaced:   map[string]bool{},
 	}
 	for name, n := range snap.Nodes {
-		_, ready := snap.Heartbeats[name]
-		st.Nodes = append(st.Nodes, scheduler.NodeInfo{Node: n.Value, Ready: ready, ModRevision: n.ModRevision})
+		st.Nodes = append(st.Nodes, scheduler.NodeInfo{Node: n.Value, Ready: hostReady(snap, name), ModRevision: n.ModRevision})
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Node.Name < st.Nodes[j].Node.Name })
 	for name, a := range snap.Allocations {
@@ -414,7 +453,9 @@ func NewEvaluator(cfg Config, guard clusterstore.Cond, now func() time.Time) (*E
 	if err != nil {
 		return nil, err
 	}
-	return &Evaluator{l: &leader{cfg: srv.cfg, log: srv.log, guard: guard, now: now}}, nil
+	l := &leader{cfg: srv.cfg, log: srv.log, guard: guard, now: now}
+	l.fo = newFailover(srv.cfg.Fencing, srv.cfg.Store, srv.log, guard, func() {})
+	return &Evaluator{l: l}, nil
 }
 
 // Evaluate runs one evaluation. again reports that a guarded commit lost a

@@ -38,6 +38,8 @@ type Config struct {
 	Log       *slog.Logger
 	// Listener, if set, is used instead of listening on Listen.
 	Listener net.Listener
+	// Fencing configures how lost hosts are fenced.
+	Fencing FencingConfig
 	// OnReady, if set, is called once the API is listening (systemd
 	// readiness).
 	OnReady func()

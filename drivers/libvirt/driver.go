@@ -49,10 +49,16 @@ type Config struct {
 	// Host is the Bulwark host name; it is part of every domain name.
 	Host string
 	// DomainType is "kvm", "qemu" or "test". Empty: "test" for a test://
-	// URI, "kvm" otherwise.
+	// URI; otherwise New detects it: "kvm" when the host can run KVM guests
+	// (see detectDomainType), "qemu" (software emulation, much slower) when
+	// it cannot, and Fingerprint's detail says which and why.
 	DomainType string
 	// Emulator is the emulator binary; empty lets libvirt choose.
 	Emulator string
+	// ConsoleLogDir, if set, is an absolute directory where each guest's
+	// serial console is logged, to <dir>/<domain name>.log (see ConsoleLog).
+	// It is created if missing. Empty: the console is only on a pty.
+	ConsoleLogDir string
 	// ShutdownTimeout bounds Stop's wait for a graceful power-off when the
 	// context has no deadline. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -69,25 +75,46 @@ type Driver struct {
 	mu   sync.RWMutex
 	conn *golibvirt.Connect
 
+	// typeNote says how the domain type was chosen when New detected it.
+	typeNote string
+	// local: the URI names this machine, so paths and bridges in a spec can
+	// be checked here before libvirt is asked to start a guest.
+	local bool
+
 	locks keyedMutex
 }
 
 var _ drivers.Driver = (*Driver)(nil)
 
-// New validates cfg and opens the connection.
+// New validates cfg, opens the connection and, when cfg leaves the domain
+// type empty on a hypervisor URI, detects it.
 func New(cfg Config) (*Driver, error) {
-	cfg = cfg.withDefaults()
 	if cfg.URI == "" {
 		return nil, errors.New("libvirt driver: URI is empty")
 	}
+	detect := cfg.DomainType == "" && !isTestURI(cfg.URI)
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("libvirt driver: %w", err)
+	}
+	local, err := isLocalURI(cfg.URI)
+	if err != nil {
 		return nil, fmt.Errorf("libvirt driver: %w", err)
 	}
 	conn, err := golibvirt.NewConnect(cfg.URI)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt driver: connect %s: %w", cfg.URI, err)
 	}
-	return &Driver{cfg: cfg, conn: conn}, nil
+	d := &Driver{cfg: cfg, conn: conn, local: local}
+	if detect {
+		typ, note, err := detectDomainType(conn, local)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("libvirt driver: %s: detect domain type: %w", cfg.URI, err)
+		}
+		d.cfg.DomainType, d.typeNote = typ, note
+	}
+	return d, nil
 }
 
 // Close closes the connection once the operations in progress have
@@ -151,6 +178,12 @@ func (d *Driver) Fingerprint(ctx context.Context) (drivers.Fingerprint, error) {
 	if hvVer, err := conn.GetVersion(); err == nil && hvVer > 0 {
 		detail += fmt.Sprintf(" (hypervisor %s)", formatVersion(hvVer))
 	}
+	if d.cfg.DomainType != DomainTypeTest {
+		detail += ", domain type " + d.cfg.DomainType
+		if d.typeNote != "" {
+			detail += " (" + d.typeNote + ")"
+		}
+	}
 	return drivers.Fingerprint{
 		CPUs:   int(info.Cpus),
 		Memory: api.ByteSize(info.Memory) * api.KiB,
@@ -189,6 +222,12 @@ func (d *Driver) Start(ctx context.Context, t drivers.Task) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	case meta.Epoch == t.Epoch:
 		defer dom.Free()
+		if active, err := dom.IsActive(); err == nil && active {
+			return nil
+		}
+		if err := d.preflight(t.Spec.VM); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
 		return ensureRunning(dom, name)
 	default:
 		// Another allocation's instance: it must be gone before this one runs.
@@ -199,20 +238,43 @@ func (d *Driver) Start(ctx context.Context, t drivers.Task) error {
 		}
 	}
 
+	// Find missing files and bridges here, with a plain message, rather than
+	// from QEMU's failure to start; nothing is defined if they are missing.
+	if err := d.preflight(t.Spec.VM); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
 	dom, err = conn.DomainDefineXML(xmlDoc)
 	if err != nil {
 		return fmt.Errorf("start %s: define: %w", name, err)
 	}
 	defer dom.Free()
 	if err := dom.Create(); err != nil {
+		err = readableError(err)
 		// Undo the define, so that a retry starts from a clean slate and List
 		// does not report a task that never ran.
 		if uerr := undefine(dom); uerr != nil {
-			return fmt.Errorf("start %s: %w (and undefine: %v)", name, err, uerr)
+			return fmt.Errorf("start %s: boot: %w (and undefine: %v)", name, err, uerr)
 		}
-		return fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: boot: %w", name, err)
 	}
 	return nil
+}
+
+// libvirtError shows only the message of a libvirt error, which is what a
+// user reads as the reason a workload failed (e.g. QEMU's "Image is not in
+// qcow2 format"), and still matches libvirt's error codes with errors.Is.
+type libvirtError struct{ err golibvirt.Error }
+
+func (e libvirtError) Error() string { return e.err.Message }
+func (e libvirtError) Unwrap() error { return e.err }
+
+// readableError wraps a libvirt error as a libvirtError; others pass.
+func readableError(err error) error {
+	var lerr golibvirt.Error
+	if errors.As(err, &lerr) && lerr.Message != "" {
+		return libvirtError{lerr}
+	}
+	return err
 }
 
 // ensureRunning boots dom unless it is active. A paused domain counts as
@@ -230,7 +292,7 @@ func ensureRunning(dom *golibvirt.Domain, name string) error {
 		if active, aerr := dom.IsActive(); aerr == nil && active {
 			return nil
 		}
-		return fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: boot: %w", name, readableError(err))
 	}
 	return nil
 }
@@ -417,14 +479,18 @@ func (d *Driver) Destroy(ctx context.Context, workload string) error {
 	defer unlock()
 
 	dom, _, err := d.lookup(conn, workload)
-	if errors.Is(err, drivers.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, drivers.ErrNotFound):
+	case err != nil:
 		return fmt.Errorf("destroy %s: %w", name, err)
+	default:
+		err := removeDomain(dom)
+		dom.Free()
+		if err != nil {
+			return fmt.Errorf("destroy %s: %w", name, err)
+		}
 	}
-	defer dom.Free()
-	if err := removeDomain(dom); err != nil {
+	if err := removeConsoleLogs(consoleLogPath(d.cfg.ConsoleLogDir, name)); err != nil {
 		return fmt.Errorf("destroy %s: %w", name, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package libvirt
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,13 @@ func vmTask(workload string, epoch int64, cpus int, mem api.ByteSize) drivers.Ta
 	}
 }
 
+// vmTaskWith is vmTask with VM settings.
+func vmTaskWith(workload string, epoch int64, cpus int, mem api.ByteSize, vm *api.VMSpec) drivers.Task {
+	t := vmTask(workload, epoch, cpus, mem)
+	t.Spec.VM = vm
+	return t
+}
+
 func TestRenderDomainGolden(t *testing.T) {
 	cases := []struct {
 		golden string
@@ -43,6 +51,36 @@ func TestRenderDomainGolden(t *testing.T) {
 			cfg: Config{URI: "qemu:///system?socket=/run/x/libvirt-sock", Host: "h2",
 				DomainType: DomainTypeQEMU, Emulator: "/usr/bin/qemu-system-x86_64"},
 			task: vmTask("db-primary", 9001, 4, 2*api.GiB),
+		},
+		{
+			// Direct kernel boot, disks of each kind, two NICs and the
+			// serial console logged to a file.
+			golden: "qemu-kernel-boot.xml",
+			cfg: Config{URI: "qemu:///system", Host: "node-2", DomainType: DomainTypeQEMU,
+				ConsoleLogDir: "/var/log/bulwark/console"},
+			task: vmTaskWith("appliance", 7, 2, 512*api.MiB, &api.VMSpec{
+				Disks: []api.DiskSpec{
+					{Path: "/srv/shared/appliance/root.qcow2", Format: "qcow2"},
+					{Path: "/srv/shared/appliance/seed.img", ReadOnly: true},
+					{Path: "/dev/vg0/appliance-data", Format: "raw"},
+				},
+				Kernel:  "/srv/shared/kernels/vmlinuz-6.1",
+				Initrd:  "/srv/shared/kernels/initrd-6.1.img",
+				Cmdline: `console=ttyS0 root=/dev/vda1 ro quiet "x=a b" <&>`,
+				Networks: []api.NetworkSpec{
+					{Bridge: "br-prod", MAC: "52:54:00:AB:cd:01"},
+					{Bridge: "br-storage"},
+				},
+			}),
+		},
+		{
+			// Boot from the first disk; a bridged NIC; no console log.
+			golden: "kvm-disk-boot.xml",
+			cfg:    Config{URI: "qemu:///system", Host: "node-1", DomainType: DomainTypeKVM},
+			task: vmTaskWith("db", 3, 4, 4*api.GiB, &api.VMSpec{
+				Disks:    []api.DiskSpec{{Path: "/srv/shared/db/root.qcow2", Format: "qcow2"}, {Path: "/srv/shared/db/data.raw"}},
+				Networks: []api.NetworkSpec{{Bridge: "br0", MAC: "52:54:00:00:00:03"}},
+			}),
 		},
 		{
 			// Memory that is not a whole number of KiB rounds up.
@@ -132,6 +170,22 @@ func TestRenderDomainRejectsBadInput(t *testing.T) {
 		{"bad host", Config{URI: "test:///default", Host: "H_1"}, func(*drivers.Task) {}},
 		{"no host", Config{URI: "test:///default"}, func(*drivers.Task) {}},
 		{"bad domain type", Config{URI: "xen:///", Host: "h1", DomainType: "xen"}, func(*drivers.Task) {}},
+		{"relative console log dir", Config{URI: "test:///default", Host: "h1", ConsoleLogDir: "logs"}, func(*drivers.Task) {}},
+		{"relative disk", good, func(t *drivers.Task) { t.Spec.VM = &api.VMSpec{Disks: []api.DiskSpec{{Path: "a.img"}}} }},
+		{"bad disk format", good, func(t *drivers.Task) {
+			t.Spec.VM = &api.VMSpec{Disks: []api.DiskSpec{{Path: "/a.img", Format: "vmdk"}}}
+		}},
+		{"initrd without kernel", good, func(t *drivers.Task) { t.Spec.VM = &api.VMSpec{Initrd: "/i"} }},
+		{"bad bridge name", good, func(t *drivers.Task) { t.Spec.VM = &api.VMSpec{Networks: []api.NetworkSpec{{Bridge: "a/b"}}} }},
+		{"bad mac", good, func(t *drivers.Task) {
+			t.Spec.VM = &api.VMSpec{Networks: []api.NetworkSpec{{Bridge: "br0", MAC: "01:00:5e:00:00:01"}}}
+		}},
+		{"too many disks", good, func(t *drivers.Task) {
+			t.Spec.VM = &api.VMSpec{}
+			for i := 0; i <= api.MaxVMDisks; i++ {
+				t.Spec.VM.Disks = append(t.Spec.VM.Disks, api.DiskSpec{Path: fmt.Sprintf("/d%d", i)})
+			}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
