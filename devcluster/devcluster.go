@@ -6,6 +6,8 @@ package devcluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"strconv"
 	"sync"
 	"syscall"
@@ -24,6 +27,9 @@ import (
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	etcdstore "github.com/bulwarkhq/bulwark/clusterstore/etcd"
 	"github.com/bulwarkhq/bulwark/drivers/libvirt"
+	"github.com/bulwarkhq/bulwark/fencing"
+	"github.com/bulwarkhq/bulwark/fencing/bmcemu"
+	"github.com/bulwarkhq/bulwark/fencing/redfish"
 	"github.com/bulwarkhq/bulwark/server"
 )
 
@@ -42,7 +48,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// Binary is the bulwarkd executable the agents run (default: this one).
 	Binary string
-	Log    *slog.Logger
+	// BMCLatency is how long each emulated BMC takes to power a host off.
+	BMCLatency time.Duration
+	Log        *slog.Logger
 }
 
 // Cluster is a running dev cluster.
@@ -57,12 +65,16 @@ type Cluster struct {
 	apiURL  string
 }
 
-// Host is one simulated host: an agent process.
+// Host is one simulated host: an agent process behind its own etcd proxy,
+// with its own emulated BMC.
 type Host struct {
 	Name    string
 	Dir     string
 	LogPath string
 	URI     string
+	BMC     *bmcemu.BMC
+	proxy   *proxy
+	fence   fencing.Device
 	cmd     *exec.Cmd
 	done    chan struct{}
 }
@@ -86,6 +98,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.BMCLatency == 0 {
+		cfg.BMCLatency = time.Second
 	}
 	if cfg.Binary == "" {
 		if cfg.Binary, err = os.Executable(); err != nil {
@@ -126,7 +141,17 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("dev: connect to embedded etcd: %w", err)
 	}
 
-	srv, err := server.New(server.Config{Name: "dev-server", Listener: ln, Store: c.store, SessionTTL: cfg.SessionTTL, Log: cfg.Log})
+	for i := 1; i <= cfg.Hosts; i++ {
+		if err := c.addHost(fmt.Sprintf("host-%d", i)); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	srv, err := server.New(server.Config{
+		Name: "dev-server", Listener: ln, Store: c.store, SessionTTL: cfg.SessionTTL, Log: cfg.Log,
+		Fencing:     server.FencingConfig{Devices: c.fenceDevices, DeviceTimeout: 15 * time.Second, CheckInterval: 10 * time.Second},
+		WrapHandler: c.wrapHandler,
+	})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -136,8 +161,8 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	c.srvDone = make(chan error, 1)
 	go func() { c.srvDone <- srv.Run(sctx) }()
 
-	for i := 1; i <= cfg.Hosts; i++ {
-		if err := c.StartHost(fmt.Sprintf("host-%d", i)); err != nil {
+	for _, name := range c.HostNames() {
+		if err := c.StartHost(name); err != nil {
 			return nil, err
 		}
 	}
@@ -182,8 +207,9 @@ func (c *Cluster) Host(name string) (*Host, bool) {
 	return h, ok
 }
 
-// StartHost starts (or restarts) the agent process of a simulated host.
-func (c *Cluster) StartHost(name string) error {
+// addHost prepares a simulated host: its directory, hypervisor definition,
+// etcd proxy, emulated BMC and the fence device that drives it.
+func (c *Cluster) addHost(name string) error {
 	dir := filepath.Join(c.cfg.DataDir, "hosts", name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("dev: host dir: %w", err)
@@ -193,37 +219,121 @@ func (c *Cluster) StartHost(name string) error {
 		return fmt.Errorf("dev: %s hypervisor: %w", name, err)
 	}
 	h := &Host{Name: name, Dir: dir, LogPath: filepath.Join(dir, "agent.log"), URI: "test://" + xml, done: make(chan struct{})}
+	close(h.done) // not started yet
+	var err error
+	if h.proxy, err = newProxy(strings.TrimPrefix(c.etcd.Endpoints()[0], "http://")); err != nil {
+		return fmt.Errorf("dev: %s etcd proxy: %w", name, err)
+	}
+	password := randomSecret()
+	certFile := filepath.Join(dir, "bmc-ca.pem")
+	h.BMC, err = bmcemu.New(bmcemu.Config{
+		Username: "admin", Password: password, SystemID: name, PowerOffDelay: c.cfg.BMCLatency, CertFile: certFile,
+		// A power cut: the agent and every workload it runs (the test
+		// driver's domains live inside it) die at once.
+		OnPowerOff: func() { c.killHost(name) },
+		OnPowerOn: func() {
+			if err := c.StartHost(name); err != nil {
+				c.cfg.Log.Error("power on: start agent", "host", name, "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("dev: %s BMC: %w", name, err)
+	}
+	if err := h.BMC.Start("127.0.0.1:0"); err != nil {
+		return fmt.Errorf("dev: %s BMC: %w", name, err)
+	}
+	h.fence, err = redfish.New(redfish.Config{Name: name + "-bmc", Endpoint: h.BMC.URL(), Username: "admin", Password: password,
+		CAFile: certFile, SystemID: name, Timeout: 15 * time.Second, PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("dev: %s fence device: %w", name, err)
+	}
+	c.mu.Lock()
+	c.hosts[name] = h
+	c.mu.Unlock()
+	return nil
+}
+
+func randomSecret() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (c *Cluster) fenceDevices(host string) []fencing.Device {
+	if h, ok := c.Host(host); ok {
+		return []fencing.Device{h.fence}
+	}
+	return nil
+}
+
+// StartHost starts (or restarts) the agent process of a simulated host;
+// it does nothing if the agent is running.
+func (c *Cluster) StartHost(name string) error {
+	h, ok := c.Host(name)
+	if !ok {
+		return fmt.Errorf("no host %q", name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-h.done:
+	default:
+		return nil // running
+	}
+	xml := strings.TrimPrefix(h.URI, "test://")
+	// A fresh hypervisor, as after a reboot.
+	if err := libvirt.WriteTestHostXML(xml, c.cfg.HostCPUs, c.cfg.HostMemory); err != nil {
+		return fmt.Errorf("dev: %s hypervisor: %w", name, err)
+	}
 	logf, err := os.OpenFile(h.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("dev: %s log: %w", name, err)
 	}
-	h.cmd = exec.Command(c.cfg.Binary, "agent",
+	done := make(chan struct{})
+	cmd := exec.Command(c.cfg.Binary, "agent",
 		"--name", name,
-		"--etcd", c.etcd.Endpoints()[0],
+		"--etcd", h.proxy.URL(),
 		"--libvirt-uri", h.URI,
 		"--label", "dev=true",
 		"--label", "rack=r"+strconv.Itoa(len(c.hosts)%2+1),
 		"--session-ttl", c.cfg.SessionTTL.String(),
 		"--http-listen", "127.0.0.1:0",
 	)
-	h.cmd.Stdout, h.cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group, and killed if we die: a dev cluster never leaves
 	// agents behind.
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := h.cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("dev: start %s agent: %w", name, err)
 	}
+	h.cmd, h.done = cmd, done
 	go func() {
-		err := h.cmd.Wait()
+		err := cmd.Wait()
 		logf.Close()
-		c.cfg.Log.Info("host agent exited", "host", name, "pid", h.cmd.Process.Pid, "status", exitText(err))
-		close(h.done)
+		c.cfg.Log.Info("host agent exited", "host", name, "pid", cmd.Process.Pid, "status", exitText(err))
+		close(done)
 	}()
-	c.mu.Lock()
-	c.hosts[name] = h
-	c.mu.Unlock()
 	return nil
+}
+
+// killHost ends a host's agent at once (SIGKILL to its process group, after
+// SIGCONT in case it is frozen) and waits for it to be gone.
+func (c *Cluster) killHost(name string) {
+	h, ok := c.Host(name)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	cmd, done := h.cmd, h.done
+	c.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGCONT)
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
 }
 
 func exitText(err error) string {
@@ -233,14 +343,6 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-// KillHost sends sig to a host's agent process.
-func (c *Cluster) KillHost(name string, sig syscall.Signal) error {
-	h, ok := c.Host(name)
-	if !ok {
-		return fmt.Errorf("no host %q", name)
-	}
-	return h.cmd.Process.Signal(sig)
-}
 
 func (c *Cluster) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
@@ -249,7 +351,13 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		if err == nil && len(snap.Heartbeats) >= c.cfg.Hosts {
 			return nil
 		}
+		c.mu.Lock()
+		hosts := make([]*Host, 0, len(c.hosts))
 		for _, h := range c.hosts {
+			hosts = append(hosts, h)
+		}
+		c.mu.Unlock()
+		for _, h := range hosts {
 			select {
 			case <-h.done:
 				tail, _ := tailFile(h.LogPath, 2048)
@@ -295,8 +403,10 @@ func (c *Cluster) Stop() {
 	}
 	c.mu.Unlock()
 	for _, h := range hosts {
-		_ = h.cmd.Process.Signal(syscall.SIGCONT) // a frozen agent cannot exit
-		_ = h.cmd.Process.Signal(syscall.SIGTERM)
+		if h.cmd != nil {
+			_ = h.cmd.Process.Signal(syscall.SIGCONT) // a frozen agent cannot exit
+			_ = h.cmd.Process.Signal(syscall.SIGTERM)
+		}
 	}
 	for _, h := range hosts {
 		select {
@@ -305,6 +415,9 @@ func (c *Cluster) Stop() {
 			_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 			<-h.done
 		}
+		// Power hooks must not restart anything from here on.
+		h.BMC.Close()
+		h.proxy.close()
 	}
 	if c.cancel != nil {
 		c.cancel()

@@ -22,8 +22,12 @@ type Config struct {
 	Labels map[string]string
 	Store  clusterstore.Store
 	Driver drivers.Driver
-	// SessionTTL is the heartbeat lease TTL.
+	// SessionTTL is the heartbeat lease TTL (T).
 	SessionTTL time.Duration
+	// SelfFenceAfter (T_self < T) is how long after the send time of its
+	// last acknowledged keepalive the agent kills every workload it runs
+	// (default 0.6 T). See docs/failover.md for the inequality.
+	SelfFenceAfter time.Duration
 	// Resync is how often the agent compares allocations with what runs,
 	// even without a change in the store.
 	Resync time.Duration
@@ -74,6 +78,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.SessionTTL < time.Second {
 		return nil, fmt.Errorf("agent: session TTL %s is under 1s", cfg.SessionTTL)
+	}
+	if cfg.SelfFenceAfter == 0 {
+		cfg.SelfFenceAfter = cfg.SessionTTL * 6 / 10
+	}
+	if cfg.SelfFenceAfter >= cfg.SessionTTL || cfg.SelfFenceAfter < cfg.SessionTTL/3 {
+		return nil, fmt.Errorf("agent: self-fence time %s must be under the session TTL %s and over a third of it (the keepalive interval)", cfg.SelfFenceAfter, cfg.SessionTTL)
 	}
 	if cfg.Resync == 0 {
 		cfg.Resync = 2 * time.Second
@@ -130,7 +140,7 @@ func (a *Agent) register(ctx context.Context, agentURL string) error {
 	n := api.Node{
 		Schema: api.SchemaVersion, Name: a.cfg.Host, Labels: a.cfg.Labels,
 		CPUs: fp.CPUs, Memory: fp.Memory, Driver: a.cfg.Driver.Name(), Detail: fp.Detail,
-		AgentURL: agentURL, RegisteredAt: a.cfg.now().UTC(),
+		AgentURL: agentURL, LeaseTTL: api.Duration(a.cfg.SessionTTL), SelfFenceAfter: api.Duration(a.cfg.SelfFenceAfter), RegisteredAt: a.cfg.now().UTC(),
 	}
 	if a.cfg.CPUs > 0 {
 		n.CPUs = a.cfg.CPUs
@@ -160,11 +170,24 @@ func (a *Agent) serveSession(ctx context.Context) error {
 	a.restarts = map[string]*restartState{}
 
 	hb := api.Heartbeat{Schema: api.SchemaVersion, Host: a.cfg.Host, Lease: int64(sess.Lease()), Started: a.cfg.now().UTC()}
-	_, rev, err := a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{clusterstore.PutWithLease(clusterstore.HeartbeatKey(a.cfg.Host), clusterstore.Encode(hb), sess.Lease())})
+	hbOp := clusterstore.PutWithLease(clusterstore.HeartbeatKey(a.cfg.Host), clusterstore.Encode(hb), sess.Lease())
+	// The heartbeat goes in only while the host has no fence record. The
+	// leader's watchdog fencing writes its record only while the heartbeat
+	// is missing: so either the cluster counts this host as alive, or the
+	// agent knows it was fenced — never both.
+	unfenced, rev, err := a.cfg.Store.Txn(ctx, []clusterstore.Cond{clusterstore.Missing(clusterstore.FencingKey(a.cfg.Host))}, []clusterstore.Op{hbOp})
 	if err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
-	a.log.Info("heartbeat lease held", "lease", int64(sess.Lease()), "ttl", a.cfg.SessionTTL)
+	if !unfenced {
+		// Show the host as up (an operator powered it on) but run nothing
+		// until the fence record is cleared.
+		if _, rev, err = a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{hbOp}); err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+		a.log.Warn("this host is fenced: running nothing until an operator clears it (bulwarkctl node clear)")
+	}
+	a.log.Info("heartbeat lease held", "lease", int64(sess.Lease()), "ttl", a.cfg.SessionTTL, "self_fence_after", a.cfg.SelfFenceAfter)
 	if a.cfg.OnReady != nil {
 		a.cfg.OnReady()
 		a.cfg.OnReady = nil // once per process
@@ -173,8 +196,14 @@ func (a *Agent) serveSession(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wch := a.cfg.Store.Watch(wctx, clusterstore.AllocationsPrefix, rev+1)
+	fch := a.cfg.Store.Watch(wctx, clusterstore.FencingKey(a.cfg.Host), rev+1)
 	tick := time.NewTicker(a.cfg.Resync)
 	defer tick.Stop()
+	// Self-fencing is measured on our own monotonic clock from the send time
+	// of the last acknowledged keepalive, independently of the keepalive
+	// loop, which may be blocked on a dead connection.
+	selfFence := time.NewTicker(max(a.cfg.SelfFenceAfter/20, 10*time.Millisecond))
+	defer selfFence.Stop()
 	for {
 		if err := a.reconcile(ctx, sess); err != nil {
 			a.log.Warn("reconcile failed", "err", err)
@@ -183,11 +212,22 @@ func (a *Agent) serveSession(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-sess.Done():
-			a.selfFence()
+			a.selfFence("heartbeat lease lost")
 			return clusterstore.ErrSessionDone
+		case <-selfFence.C:
+			if age := time.Since(sess.LastAck()); age > a.cfg.SelfFenceAfter {
+				sess.Orphan()
+				a.selfFence(fmt.Sprintf("no acknowledged keepalive for %s (self-fence after %s)", age.Round(time.Millisecond), a.cfg.SelfFenceAfter))
+				return clusterstore.ErrSessionDone
+			}
+			continue
 		case resp, ok := <-wch:
 			if !ok || resp.Err != nil {
 				return fmt.Errorf("watch allocations: %v", resp.Err)
+			}
+		case resp, ok := <-fch:
+			if !ok || resp.Err != nil {
+				return fmt.Errorf("watch fence record: %v", resp.Err)
 			}
 		case <-tick.C:
 		}
@@ -196,8 +236,8 @@ func (a *Agent) serveSession(ctx context.Context) error {
 
 // selfFence kills every workload this host runs: the cluster may restart
 // them elsewhere once our lease has expired.
-func (a *Agent) selfFence() {
-	a.log.Error("SELF-FENCING: heartbeat lease lost; killing every workload on this host")
+func (a *Agent) selfFence(why string) {
+	a.log.Error("SELF-FENCING: killing every workload on this host", "why", why)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tasks, err := a.cfg.Driver.List(ctx)
@@ -223,6 +263,13 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 	allocs, rev, err := a.cfg.Store.List(ctx, clusterstore.AllocationsPrefix, 0)
 	if err != nil {
 		return fmt.Errorf("list allocations: %w", err)
+	}
+	_, fenced, _, err := a.cfg.Store.Get(ctx, clusterstore.FencingKey(a.cfg.Host))
+	if err != nil {
+		return fmt.Errorf("read fence record: %w", err)
+	}
+	if fenced {
+		allocs = nil // a fenced host runs nothing: everything it has goes
 	}
 	wls, _, err := a.cfg.Store.List(ctx, clusterstore.WorkloadsPrefix, rev)
 	if err != nil {

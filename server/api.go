@@ -29,6 +29,7 @@ type Handler struct {
 	now    func() time.Time
 	health func(ctx context.Context) api.Health
 	sched  scheduler.Scheduler
+	fence  FencingConfig
 }
 
 // explainer is implemented by schedulers that explain their decisions.
@@ -37,12 +38,16 @@ type explainer interface {
 }
 
 // NewHandler builds the API handler. health reports leadership for /v1/health.
-func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx context.Context) api.Health, sched scheduler.Scheduler) http.Handler {
-	h := &Handler{store: store, log: log, now: time.Now, health: health, sched: sched}
+func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx context.Context) api.Health, sched scheduler.Scheduler, fence FencingConfig) http.Handler {
+	fence.defaults()
+	h := &Handler{store: store, log: log, now: time.Now, health: health, sched: sched, fence: fence}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", h.getHealth)
 	mux.HandleFunc("GET /v1/nodes", h.listNodes)
 	mux.HandleFunc("GET /v1/nodes/{name}", h.getNode)
+	mux.HandleFunc("POST /v1/nodes/{name}/fence", h.fenceNode)
+	mux.HandleFunc("POST /v1/nodes/{name}/clear", h.clearNode)
+	mux.HandleFunc("POST /v1/nodes/{name}/power-on", h.powerOnNode)
 	mux.HandleFunc("GET /v1/workloads", h.listWorkloads)
 	mux.HandleFunc("POST /v1/workloads", h.createWorkload)
 	mux.HandleFunc("GET /v1/workloads/{name}", h.getWorkload)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,8 +153,13 @@ func (f *failover) step(ctx context.Context, snap *clusterstore.Snapshot, now ti
 		case failure.ActWatchdogFence:
 			rec := api.FenceRecord{Schema: api.SchemaVersion, Host: a.Host, Device: "watchdog", Action: "self-fence window elapsed",
 				PowerState: "unknown (watchdog reset assumed)", Started: now.UTC(), Confirmed: now.UTC(), Epoch: snap.Revision}
-			if err := f.storeRecord(ctx, rec, "watchdog window elapsed; host presumed reset by its watchdog"); err != nil {
-				return false, err
+			// Only while the host is still without heartbeat: an agent
+			// that came back wrote its heartbeat only while no fence
+			// record existed, so exactly one of the two wins.
+			if err := f.storeRecord(ctx, rec, "watchdog window elapsed; host presumed reset by its watchdog",
+				clusterstore.Missing(clusterstore.HeartbeatKey(a.Host))); err != nil {
+				f.log.Warn("watchdog fence not recorded", "host", a.Host, "err", err)
+				continue
 			}
 			changed = true
 		case failure.ActRecover:
@@ -246,9 +252,10 @@ func (f *failover) startFence(host string, epoch int64) {
 
 // storeRecord writes the fence record — the evidence recovery depends on —
 // and its event, if no record is there yet.
-func (f *failover) storeRecord(ctx context.Context, rec api.FenceRecord, msg string) error {
+func (f *failover) storeRecord(ctx context.Context, rec api.FenceRecord, msg string, extra ...clusterstore.Cond) error {
 	key := clusterstore.FencingKey(rec.Host)
-	ok, _, err := f.store.Txn(ctx, []clusterstore.Cond{f.guard, clusterstore.Missing(key)}, []clusterstore.Op{
+	conds := append([]clusterstore.Cond{f.guard, clusterstore.Missing(key)}, extra...)
+	ok, _, err := f.store.Txn(ctx, conds, []clusterstore.Op{
 		clusterstore.Put(key, clusterstore.Encode(rec)),
 		clusterstore.Delete(clusterstore.FenceRequestKey(rec.Host)),
 		eventOp(rec.Confirmed, 0, "fenced", rec.Host, "", msg),
@@ -257,7 +264,7 @@ func (f *failover) storeRecord(ctx context.Context, rec api.FenceRecord, msg str
 		return fmt.Errorf("store fence record for %s: %w", rec.Host, err)
 	}
 	if !ok {
-		return errors.New("fence record not stored: leadership lost or a record exists")
+		return errors.New("fence record not stored: leadership lost, a record exists, or the host is back")
 	}
 	return nil
 }
@@ -297,4 +304,52 @@ func (f *failover) recover(ctx context.Context, snap *clusterstore.Snapshot, hos
 func eventOp(at time.Time, seq int, typ, host, workload, msg string) clusterstore.Op {
 	e := api.Event{Schema: api.SchemaVersion, Time: at.UTC(), Type: typ, Host: host, Workload: workload, Message: msg}
 	return clusterstore.Put(clusterstore.EventKey(at, seq), clusterstore.Encode(e))
+}
+
+// checkHealth probes every registered host's fence devices (log in, read
+// the power state) and stores the result when it changes, with an event
+// when a host becomes unfenceable — so a wrong BMC password is found now,
+// not during a failure.
+func (f *failover) checkHealth(ctx context.Context) {
+	snap, _, err := clusterstore.ReadSnapshot(ctx, f.store)
+	if err != nil {
+		f.log.Warn("fence health check: read state", "err", err)
+		return
+	}
+	hosts := make([]string, 0, len(snap.Nodes))
+	for h := range snap.Nodes {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, host := range hosts {
+		devs := f.cfg.devices(host)
+		fh := api.FenceHealth{Schema: api.SchemaVersion, Host: host, Devices: len(devs), Checked: time.Now().UTC()}
+		if len(devs) > 0 {
+			var errs []string
+			for _, r := range fencing.Levels(devs).Check(ctx, f.cfg.DeviceTimeout) {
+				if r.Err == nil {
+					fh.OK = true
+					break
+				}
+				errs = append(errs, r.Err.Error())
+			}
+			if !fh.OK {
+				fh.Error = strings.Join(errs, "; ")
+			}
+		}
+		old, had := snap.FenceHealth[host]
+		if had && old.Value.OK == fh.OK && old.Value.Devices == fh.Devices && old.Value.Error == fh.Error {
+			continue
+		}
+		ops := []clusterstore.Op{clusterstore.Put(clusterstore.FenceHealthKey(host), clusterstore.Encode(fh))}
+		if !fh.OK && fh.Devices > 0 {
+			ops = append(ops, eventOp(fh.Checked, 0, "unfenceable", host, "", "fence devices failed their health check: "+fh.Error))
+			f.log.Error("host is unfenceable", "host", host, "err", fh.Error)
+		} else if had && !old.Value.OK && fh.OK {
+			ops = append(ops, eventOp(fh.Checked, 0, "fenceable", host, "", "fence devices answer again"))
+		}
+		if _, _, err := f.store.Txn(ctx, []clusterstore.Cond{f.guard}, ops); err != nil {
+			f.log.Warn("fence health check: store", "host", host, "err", err)
+		}
+	}
 }

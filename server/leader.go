@@ -76,6 +76,24 @@ func (l *leader) run(ctx context.Context) error {
 	// retries) need evaluations even when the store is quiet.
 	failTick := time.NewTicker(250 * time.Millisecond)
 	defer failTick.Stop()
+	// Fence devices are probed at once and then periodically.
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	var healthWG sync.WaitGroup
+	defer func() { stopHealth(); healthWG.Wait() }()
+	healthWG.Add(1)
+	go func() {
+		defer healthWG.Done()
+		t := time.NewTicker(l.fo.cfg.CheckInterval)
+		defer t.Stop()
+		for {
+			l.fo.checkHealth(healthCtx)
+			select {
+			case <-healthCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():

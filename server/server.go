@@ -40,6 +40,9 @@ type Config struct {
 	Listener net.Listener
 	// Fencing configures how lost hosts are fenced.
 	Fencing FencingConfig
+	// WrapHandler, if set, wraps the API handler (the dev cluster adds its
+	// fault-injection endpoint this way).
+	WrapHandler func(http.Handler) http.Handler
 	// OnReady, if set, is called once the API is listening (systemd
 	// readiness).
 	OnReady func()
@@ -101,8 +104,12 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("server: listen on %s: %w", s.cfg.Listen, err)
 		}
 	}
+	var handler http.Handler = NewHandler(s.cfg.Store, s.log, s.health, s.cfg.Scheduler, s.cfg.Fencing)
+	if s.cfg.WrapHandler != nil {
+		handler = s.cfg.WrapHandler(handler)
+	}
 	srv := &http.Server{
-		Handler:           NewHandler(s.cfg.Store, s.log, s.health, s.cfg.Scheduler),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

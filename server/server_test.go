@@ -27,7 +27,7 @@ func newAPI(t *testing.T) (clusterstore.Store, *httptest.Server) {
 	t.Helper()
 	st := memory.New()
 	t.Cleanup(func() { st.Close() })
-	h := NewHandler(st, quietLog(), func(context.Context) api.Health { return api.Health{Status: "ok"} }, scheduler.New(scheduler.Options{}))
+	h := NewHandler(st, quietLog(), func(context.Context) api.Health { return api.Health{Status: "ok"} }, scheduler.New(scheduler.Options{}), FencingConfig{})
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return st, ts

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"fmt"
 	"sort"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
@@ -17,10 +19,9 @@ func nodeViews(snap *clusterstore.Snapshot) []api.NodeView {
 	used := scheduler.UsageByHost(allocs)
 	out := make([]api.NodeView, 0, len(snap.Nodes))
 	for name, n := range snap.Nodes {
-		v := api.NodeView{Node: n.Value, State: api.NodeDown}
-		if _, ok := snap.Heartbeats[name]; ok {
-			v.State = api.NodeReady
-		}
+		v := api.NodeView{Node: n.Value}
+		v.State, v.Reason = nodeState(snap, name)
+		v.Fencing = fenceHealthText(snap, name)
 		u := used[name]
 		v.CPUsUsed, v.MemoryUsed, v.Workloads = u.CPUs, u.Memory, u.Count
 		out = append(out, v)
@@ -77,4 +78,40 @@ func workloadViews(snap *clusterstore.Snapshot) []api.WorkloadView {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// nodeState is what `node list` shows: the fence record and the failure
+// detector's stored state win over the heartbeat.
+func nodeState(snap *clusterstore.Snapshot, host string) (api.NodeState, string) {
+	_, alive := snap.Heartbeats[host]
+	hs, hasState := snap.HostStates[host]
+	if rec, fenced := snap.Fencing[host]; fenced {
+		st := api.NodeFenced
+		if hasState && hs.Value.State == api.NodeRecovered {
+			st = api.NodeRecovered
+		}
+		why := fmt.Sprintf("fenced by %s at %s (power %s); clear with `bulwarkctl node clear %s` once repaired",
+			rec.Value.Device, rec.Value.Confirmed.Format(time.RFC3339), rec.Value.PowerState, host)
+		return st, why
+	}
+	if hasState && hs.Value.State != api.NodeReady {
+		return hs.Value.State, hs.Value.Reason
+	}
+	if alive {
+		return api.NodeReady, ""
+	}
+	return api.NodeDown, "no heartbeat"
+}
+
+func fenceHealthText(snap *clusterstore.Snapshot, host string) string {
+	fh, ok := snap.FenceHealth[host]
+	switch {
+	case !ok:
+		return ""
+	case fh.Value.Devices == 0:
+		return "none"
+	case fh.Value.OK:
+		return "ok"
+	}
+	return "unfenceable: " + fh.Value.Error
 }

@@ -130,6 +130,15 @@ func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 // IsConflict reports whether err is an *APIError with status 409.
 func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
 
+// IsNoSuchEndpoint reports whether err is the server's answer to a path it
+// does not serve at all (404 "no such endpoint: ..."), as opposed to a 404
+// for a missing object: the server is older than the client, or (for the
+// /v1/dev endpoints) not a `bulwarkd dev` cluster.
+func IsNoSuchEndpoint(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound && strings.HasPrefix(ae.Message, "no such endpoint")
+}
+
 func hasStatus(err error, status int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == status
@@ -297,6 +306,113 @@ func (c *Client) UpdateSettings(ctx context.Context, change func(*api.Settings) 
 	return &cur, after, nil
 }
 
+// FenceResult is the answer to FenceNode. Exactly one field is set:
+// Request when the leader was asked to fence the host through its fence
+// devices (HTTP 202), Record when the operator's confirmation that the host
+// is powered off was recorded (confirmOff, HTTP 200).
+type FenceResult struct {
+	Request *api.FenceRequest `json:"request,omitempty"`
+	Record  *api.FenceRecord  `json:"record,omitempty"`
+}
+
+// FenceNode sends POST /v1/nodes/{name}/fence. Without confirmOff the leader
+// powers the host off through its fence devices and the server answers 202
+// with the fence request; 409 (api.CodeConflict) if the host has no fence
+// device. With confirmOff the operator declares that the host is already
+// powered off: the server answers 200 with the fence record, or 409 if the
+// host still holds its heartbeat lease or is already fenced. 404
+// (api.CodeNotFound) for an unknown node.
+func (c *Client) FenceNode(ctx context.Context, name string, confirmOff bool) (*FenceResult, error) {
+	p, err := itemPath("/v1/nodes/", "node", name)
+	if err != nil {
+		return nil, err
+	}
+	if confirmOff {
+		var rec api.FenceRecord
+		if err := c.do(ctx, http.MethodPost, p+"/fence?confirm-off=true", nil, &rec); err != nil {
+			return nil, err
+		}
+		return &FenceResult{Record: &rec}, nil
+	}
+	var req api.FenceRequest
+	if err := c.do(ctx, http.MethodPost, p+"/fence", nil, &req); err != nil {
+		return nil, err
+	}
+	return &FenceResult{Request: &req}, nil
+}
+
+// NodeActionResult is the answer to ClearNode and PowerOnNode.
+type NodeActionResult struct {
+	Node   string `json:"node"`
+	Status string `json:"status"`
+	// Device is the fence device that powered the host on (PowerOnNode).
+	Device string `json:"device,omitempty"`
+	// At is when it did, as RFC 3339 text (PowerOnNode).
+	At string `json:"at,omitempty"`
+}
+
+// ClearNode sends POST /v1/nodes/{name}/clear: a repaired host that was
+// fenced may run workloads again. The server answers 200 with status
+// "cleared", 404 (api.CodeNotFound) for an unknown node.
+func (c *Client) ClearNode(ctx context.Context, name string) (*NodeActionResult, error) {
+	return c.nodeAction(ctx, name, "clear")
+}
+
+// PowerOnNode sends POST /v1/nodes/{name}/power-on: the server switches the
+// host on through the first of its fence devices that answers. It answers
+// 200 with the device used, 409 (api.CodeConflict) if the host has no fence
+// device, 502 if every device failed, 404 for an unknown node.
+func (c *Client) PowerOnNode(ctx context.Context, name string) (*NodeActionResult, error) {
+	return c.nodeAction(ctx, name, "power-on")
+}
+
+func (c *Client) nodeAction(ctx context.Context, name, action string) (*NodeActionResult, error) {
+	p, err := itemPath("/v1/nodes/", "node", name)
+	if err != nil {
+		return nil, err
+	}
+	var out NodeActionResult
+	if err := c.do(ctx, http.MethodPost, p+"/"+action, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// FaultRequest is the body of POST /v1/dev/fault.
+type FaultRequest struct {
+	Host  string `json:"host"`
+	Fault string `json:"fault"`
+}
+
+// FaultResult is the answer to DevFault.
+type FaultResult struct {
+	Host   string `json:"host"`
+	Fault  string `json:"fault"`
+	Status string `json:"status"`
+}
+
+// DevFault sends POST /v1/dev/fault, which injects a fault into a host of a
+// `bulwarkd dev` cluster: crash, hang, partition, bmc-down, or heal. Other
+// servers answer 404 with a message starting "no such endpoint" (see
+// IsNoSuchEndpoint).
+func (c *Client) DevFault(ctx context.Context, host, fault string) (*FaultResult, error) {
+	if host == "" {
+		return nil, errors.New("host name is empty")
+	}
+	if fault == "" {
+		return nil, errors.New("fault is empty")
+	}
+	body, err := json.Marshal(FaultRequest{Host: host, Fault: fault})
+	if err != nil {
+		return nil, fmt.Errorf("encoding fault request: %w", err)
+	}
+	var out FaultResult
+	if err := c.do(ctx, http.MethodPost, "/v1/dev/fault", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // itemPath builds prefix+name, refusing an empty name (which would address
 // the collection instead of an item).
 func itemPath(prefix, what, name string) (string, error) {
@@ -422,7 +538,7 @@ func codeForStatus(status int) string {
 		return api.CodeConflict
 	case http.StatusRequestEntityTooLarge:
 		return api.CodeTooLarge
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusBadGateway:
 		return api.CodeUnavailable
 	case http.StatusInternalServerError:
 		return api.CodeInternal

@@ -21,6 +21,7 @@ type recorder struct {
 	mu     sync.Mutex
 	routes map[string]func(w http.ResponseWriter, body []byte)
 	got    []string // "METHOD PATH"
+	query  []string // the raw query of each request
 	bodies [][]byte
 	hdrs   []http.Header
 }
@@ -30,6 +31,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	key := req.Method + " " + req.URL.EscapedPath()
 	r.mu.Lock()
 	r.got = append(r.got, key)
+	r.query = append(r.query, req.URL.RawQuery)
 	r.bodies = append(r.bodies, body)
 	r.hdrs = append(r.hdrs, req.Header.Clone())
 	h := r.routes[key]

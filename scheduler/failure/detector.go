@@ -173,10 +173,16 @@ func step(cfg Config, h Host, o Observation, now time.Time) Host {
 		}
 		return Host{State: Suspect, LeaseLostAt: now, Reason: "cleared by an operator; no heartbeat yet"}
 	case Lost, Fencing:
-		// Once lost, a host is fenced even if it comes back: it may still
-		// run what it ran, and only a confirmed power-off (or the
-		// watchdog window) makes restarting elsewhere safe. Its own
-		// workloads stay allocated to it meanwhile, so nothing runs twice.
+		// Once lost, a host with a fence device is fenced even if it
+		// comes back: it may still run what it ran, and only a confirmed
+		// power-off makes restarting elsewhere safe. Its own workloads
+		// stay allocated to it meanwhile, so nothing runs twice.
+		// A host without one that is back (its heartbeat was written
+		// while it had no fence record) evidently was not reset by a
+		// watchdog: it is simply ready again, and keeps its workloads.
+		if o.Alive && !o.Fenceable && !o.FenceRequested {
+			return Host{State: Ready, Reason: "back before it could be fenced"}
+		}
 		return lostHost(cfg, h, o, now)
 	}
 	if o.FenceRequested {

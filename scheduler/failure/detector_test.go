@@ -195,3 +195,14 @@ func TestNeverRecoverWithoutFenceRecord(t *testing.T) {
 		}
 	}
 }
+
+// Without a fence device, a lost host that comes back keeps its workloads.
+func TestUnfenceableHostComingBackIsReady(t *testing.T) {
+	r := &run{t: t, cfg: Config{WatchdogFencing: true, WatchdogWait: time.Minute}, now: t0}
+	r.step(Observation{Host: "h1", Alive: true, Allocations: 1})
+	h, _, acts := r.step(Observation{Host: "h1", Allocations: 1})
+	want(t, h, Lost, acts, "")
+	r.advance(10 * time.Second)
+	h, _, acts = r.step(Observation{Host: "h1", Alive: true, Allocations: 1})
+	want(t, h, Ready, acts, "")
+}
