@@ -17,8 +17,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -342,7 +342,6 @@ func exitText(err error) string {
 	}
 	return err.Error()
 }
-
 
 func (c *Cluster) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
