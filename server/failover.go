@@ -28,6 +28,9 @@ type FencingConfig struct {
 	CheckInterval time.Duration
 	// SuspectGrace: see failure.Config.
 	SuspectGrace time.Duration
+	// Synchronous runs each fence operation inside the evaluation instead
+	// of in the background: for the deterministic simulation harness.
+	Synchronous bool
 }
 
 func (c *FencingConfig) defaults() {
@@ -65,12 +68,13 @@ type failover struct {
 	// (so watchdog fencing may apply) until then, when it is tried again.
 	failedUntil map[string]time.Time
 	wg          sync.WaitGroup
+	now         func() time.Time
 }
 
 func newFailover(cfg FencingConfig, store clusterstore.Store, log *slog.Logger, guard clusterstore.Cond, trigger func()) *failover {
 	cfg.defaults()
 	return &failover{cfg: cfg, store: store, log: log, guard: guard, trigger: trigger,
-		hosts: map[string]failure.Host{}, inFlight: map[string]bool{}, failedUntil: map[string]time.Time{}}
+		hosts: map[string]failure.Host{}, inFlight: map[string]bool{}, failedUntil: map[string]time.Time{}, now: time.Now}
 }
 
 // wait blocks until every fence operation this leader started has ended.
@@ -217,7 +221,11 @@ func (f *failover) startFence(host string, epoch int64) {
 	f.inFlight[host] = true
 	f.mu.Unlock()
 	f.wg.Add(1)
-	go func() {
+	run := func(fn func()) { go fn() }
+	if f.cfg.Synchronous {
+		run = func(fn func()) { fn() }
+	}
+	run(func() {
 		defer f.wg.Done()
 		defer f.trigger()
 		defer func() {
@@ -234,10 +242,9 @@ func (f *failover) startFence(host string, epoch int64) {
 		if err != nil {
 			f.log.Error("fencing failed on every device", "host", host, "err", err, "retry_in", f.cfg.RetryInterval)
 			f.mu.Lock()
-			f.failedUntil[host] = time.Now().Add(f.cfg.RetryInterval)
+			f.failedUntil[host] = f.now().Add(f.cfg.RetryInterval)
 			f.mu.Unlock()
-			now := time.Now()
-			_, _, _ = f.store.Txn(ctx, []clusterstore.Cond{f.guard}, []clusterstore.Op{eventOp(now, 0, "fence-failed", host, "", err.Error())})
+			_, _, _ = f.store.Txn(ctx, []clusterstore.Cond{f.guard}, []clusterstore.Op{eventOp(f.now(), 0, "fence-failed", host, "", err.Error())})
 			return
 		}
 		rec := ev.Record(host, epoch)
@@ -247,7 +254,7 @@ func (f *failover) startFence(host string, epoch int64) {
 			return
 		}
 		f.log.Warn("host fenced", "host", host, "device", ev.Device, "power_state", ev.PowerState)
-	}()
+	})
 }
 
 // storeRecord writes the fence record — the evidence recovery depends on —

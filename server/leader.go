@@ -473,6 +473,7 @@ func NewEvaluator(cfg Config, guard clusterstore.Cond, now func() time.Time) (*E
 	}
 	l := &leader{cfg: srv.cfg, log: srv.log, guard: guard, now: now}
 	l.fo = newFailover(srv.cfg.Fencing, srv.cfg.Store, srv.log, guard, func() {})
+	l.fo.now = now
 	return &Evaluator{l: l}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -43,6 +44,11 @@ meets the workload's placement rules), and moves it to another node if that
 host fails. "bulwarkctl explain NAME" shows how it judged each node, and
 "bulwarkctl settings" shows and changes how it chooses.
 
+Before it restarts the workloads of a failed host elsewhere, Bulwark powers
+the host off through its fence device (its BMC). "bulwarkctl node fence",
+"node clear" and "node power-on" do this by hand; on a "bulwarkd dev"
+cluster, "bulwarkctl dev fault" makes a host fail, to see it happen.
+
 Getting started (a one-process cluster on this machine):
    bulwarkd dev                                       # in another terminal
    bulwarkctl node list                               # hosts and their free resources
@@ -58,14 +64,17 @@ Run "bulwarkctl COMMAND --help" for the details of each command.
 
 Exit status:
    0  success
-   1  any error: invalid input or usage (then nothing is sent to the server),
-      the server refused the request, or the server could not be reached.
+   1  any error: invalid input or usage, or a question not confirmed (then
+      nothing is sent to the server), the server refused the request, or
+      the server could not be reached.
       The reason is printed to standard error as "error: ...".`
 
 // NewApp returns the bulwarkctl application. Command output goes to stdout,
-// progress notes to stderr. Errors are returned by Run, not printed and not
-// turned into os.Exit: the caller prints them and picks the exit status
-// (ExitError).
+// progress notes and confirmation questions to stderr. Answers to the
+// questions are read from the returned App's Reader: os.Stdin unless the
+// caller (a test) sets another before Run. Errors are returned by Run, not
+// printed and not turned into os.Exit: the caller prints them and picks the
+// exit status (ExitError).
 func NewApp(stdout, stderr io.Writer) *cli.App {
 	commands := []*cli.Command{
 		nodeCommand(),
@@ -74,6 +83,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		applyCommand(),
 		explainCommand(),
 		settingsCommand(),
+		devCommand(),
 	}
 	app := &cli.App{
 		Name:        "bulwarkctl",
@@ -197,9 +207,12 @@ func outputFormat(c *cli.Context) (format, error) {
 
 // session is what a command needs to talk to the server and print.
 type session struct {
-	ctx    context.Context
-	out    io.Writer
-	errw   io.Writer
+	ctx  context.Context
+	out  io.Writer
+	errw io.Writer
+	// in is the standard input, for confirmation questions (App.Reader,
+	// which urfave/cli sets to os.Stdin unless a test replaced it).
+	in     io.Reader
 	format format
 	api    *client.Client
 }
@@ -221,7 +234,11 @@ func newSession(c *cli.Context) (*session, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &session{ctx: ctx, out: c.App.Writer, errw: c.App.ErrWriter, format: f, api: cl}, nil
+	in := c.App.Reader
+	if in == nil {
+		in = os.Stdin
+	}
+	return &session{ctx: ctx, out: c.App.Writer, errw: c.App.ErrWriter, in: in, format: f, api: cl}, nil
 }
 
 // leafFunc is the action of a leaf command; args are its positional

@@ -19,7 +19,7 @@ func init() { pollInterval = 5 * time.Millisecond }
 var (
 	nodeA = api.NodeView{
 		Node:  api.Node{Schema: 1, Name: "node-a", CPUs: 16, Memory: 16 * api.GiB, Driver: "libvirt", RegisteredAt: testTime},
-		State: api.NodeReady, CPUsUsed: 3, MemoryUsed: 1536 * api.MiB, Workloads: 2,
+		State: api.NodeReady, Fencing: "ok", CPUsUsed: 3, MemoryUsed: 1536 * api.MiB, Workloads: 2,
 	}
 	nodeB = api.NodeView{
 		Node:  api.Node{Schema: 1, Name: "node-b", CPUs: 8, Memory: 32 * api.GiB},
@@ -57,9 +57,9 @@ func TestNodeList(t *testing.T) {
 	t.Run("table", func(t *testing.T) {
 		r := runCLI(t, f, "", "node", "list").mustSucceed(t)
 		want := []string{
-			"NAME STATE CPU MEMORY WORKLOADS",
-			"node-a ready 3/16 1.5GiB/16GiB 2",
-			"node-b down 0/8 0B/32GiB 0",
+			"NAME STATE FENCING CPU MEMORY WORKLOADS",
+			"node-a ready ok 3/16 1.5GiB/16GiB 2",
+			"node-b down - 0/8 0B/32GiB 0",
 		}
 		if got := lines(r.stdout); !reflect.DeepEqual(got, want) {
 			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

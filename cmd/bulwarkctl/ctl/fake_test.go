@@ -45,6 +45,17 @@ type fakeAPI struct {
 	// noExplain makes the explain endpoint answer like a server that
 	// predates it.
 	noExplain bool
+
+	// fenceDevices are the hosts that have a fence device; fenced the hosts
+	// with a fence record. A node whose State is ready holds its
+	// heartbeat lease.
+	fenceDevices map[string]bool
+	fenced       map[string]bool
+	// powerOnFails makes every fence device fail to power a host on.
+	powerOnFails bool
+	// dev makes the server a `bulwarkd dev` cluster: it serves /v1/dev/fault.
+	dev    bool
+	faults []string // "host fault" of each accepted fault request
 }
 
 var testTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -60,6 +71,8 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		settings:  api.DefaultSettings(),
 
 		explanations: map[string]api.Explanation{},
+		fenceDevices: map[string]bool{},
+		fenced:       map[string]bool{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
@@ -214,9 +227,17 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		f.settings = st
 		f.reply(w, 200, st)
 	})
+	f.fencingRoutes(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		f.fail(w, 404, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := r.Method + " " + r.URL.Path
+		if r.URL.RawQuery != "" {
+			req += "?" + r.URL.RawQuery
+		}
 		f.mu.Lock()
-		f.requests = append(f.requests, r.Method+" "+r.URL.Path)
+		f.requests = append(f.requests, req)
 		f.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))
@@ -313,4 +334,117 @@ func (r result) mustSucceed(t *testing.T) result {
 		t.Fatalf("unexpected error: %v\nstdout:\n%s\nstderr:\n%s", r.err, r.stdout, r.stderr)
 	}
 	return r
+}
+
+// fencingRoutes serves fence, clear, power-on and the dev cluster's fault
+// injection, as the server does.
+func (f *fakeAPI) fencingRoutes(mux *http.ServeMux) {
+	// node answers 404 for an unknown node; call with f.mu held.
+	node := func(w http.ResponseWriter, r *http.Request) (api.NodeView, bool) {
+		n, ok := f.nodes[r.PathValue("name")]
+		if !ok {
+			f.fail(w, 404, api.CodeNotFound, "node %q not found", r.PathValue("name"))
+		}
+		return n, ok
+	}
+	mux.HandleFunc("POST /v1/nodes/{name}/fence", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n, ok := node(w, r)
+		if !ok {
+			return
+		}
+		if r.URL.Query().Get("confirm-off") == "true" {
+			if n.State == api.NodeReady || f.fenced[n.Name] {
+				f.fail(w, 409, api.CodeConflict, "node %q still holds its heartbeat lease or is already fenced: it cannot be confirmed off", n.Name)
+				return
+			}
+			f.fenced[n.Name] = true
+			f.reply(w, 200, api.FenceRecord{Schema: api.SchemaVersion, Host: n.Name, Device: "operator", Action: "confirmed off by an operator",
+				PowerState: "Off (operator)", Started: testTime, Confirmed: testTime})
+			return
+		}
+		if !f.fenceDevices[n.Name] {
+			f.fail(w, 409, api.CodeConflict, "node %q has no fence device; if it is powered off, confirm it with `bulwarkctl node fence %s --confirm-off`", n.Name, n.Name)
+			return
+		}
+		f.reply(w, 202, api.FenceRequest{Schema: api.SchemaVersion, Host: n.Name, At: testTime})
+	})
+	mux.HandleFunc("POST /v1/nodes/{name}/clear", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n, ok := node(w, r)
+		if !ok {
+			return
+		}
+		delete(f.fenced, n.Name)
+		f.reply(w, 200, map[string]string{"node": n.Name, "status": "cleared"})
+	})
+	mux.HandleFunc("POST /v1/nodes/{name}/power-on", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n, ok := node(w, r)
+		if !ok {
+			return
+		}
+		switch {
+		case !f.fenceDevices[n.Name]:
+			f.fail(w, 409, api.CodeConflict, "node %q has no fence device to power it on with", n.Name)
+		case f.powerOnFails:
+			f.fail(w, 502, api.CodeUnavailable, "power on %s failed on every device: [%s-bmc: connection refused]", n.Name, n.Name)
+		default:
+			f.reply(w, 200, map[string]string{"node": n.Name, "status": "powered on", "device": n.Name + "-bmc", "at": testTime.Format(time.RFC3339)})
+		}
+	})
+	mux.HandleFunc("POST /v1/dev/fault", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !f.dev {
+			f.fail(w, 404, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+			return
+		}
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		var req struct{ Host, Fault string }
+		if err := dec.Decode(&req); err != nil {
+			f.fail(w, 400, api.CodeInvalid, "%v", err)
+			return
+		}
+		if _, ok := f.nodes[req.Host]; !ok {
+			f.fail(w, 404, api.CodeNotFound, "node %q not found", req.Host)
+			return
+		}
+		switch req.Fault {
+		case "crash", "hang", "partition", "bmc-down", "heal":
+		default:
+			f.fail(w, 400, api.CodeInvalid, "unknown fault %q", req.Fault)
+			return
+		}
+		f.faults = append(f.faults, req.Host+" "+req.Fault)
+		f.reply(w, 200, map[string]string{"host": req.Host, "fault": req.Fault, "status": "injected"})
+	})
+}
+
+func (f *fakeAPI) addFenceDevice(host string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fenceDevices[host] = true
+}
+
+func (f *fakeAPI) isFenced(host string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fenced[host]
+}
+
+func (f *fakeAPI) setFenced(host string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fenced[host] = true
+}
+
+func (f *fakeAPI) injectedFaults() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.faults...)
 }
