@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -26,9 +27,13 @@ func HostStatusPrefix(host string) string {
 }
 func StatusKey(host, workload string) string { return HostStatusPrefix(host) + workload }
 
-// EventKey orders events by time; seq tells apart events of one instant.
-func EventKey(t time.Time, seq int) string {
-	return fmt.Sprintf("%s%020d-%04d", EventsPrefix, t.UnixNano(), seq)
+// EventKey orders events by time, then seq; the hash of what the event
+// says tells apart different events written at the same instant (a frozen
+// test clock, or two writers), so none overwrites another.
+func EventKey(t time.Time, seq int, what string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(what))
+	return fmt.Sprintf("%s%020d-%04d-%08x", EventsPrefix, t.UnixNano(), seq, h.Sum32())
 }
 
 // SettingsKey holds the cluster-wide scheduling settings.

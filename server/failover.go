@@ -310,7 +310,7 @@ func (f *failover) recover(ctx context.Context, snap *clusterstore.Snapshot, hos
 // eventOp builds the write of one event.
 func eventOp(at time.Time, seq int, typ, host, workload, msg string) clusterstore.Op {
 	e := api.Event{Schema: api.SchemaVersion, Time: at.UTC(), Type: typ, Host: host, Workload: workload, Message: msg}
-	return clusterstore.Put(clusterstore.EventKey(at, seq), clusterstore.Encode(e))
+	return clusterstore.Put(clusterstore.EventKey(at, seq, typ+"\x00"+host+"\x00"+workload+"\x00"+msg), clusterstore.Encode(e))
 }
 
 // checkHealth probes every registered host's fence devices (log in, read

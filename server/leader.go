@@ -311,8 +311,7 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 	seq := 0
 	event := func(typ, host, workload, msg string) clusterstore.Op {
 		seq++
-		e := api.Event{Schema: api.SchemaVersion, Time: now.UTC(), Type: typ, Host: host, Workload: workload, Message: msg}
-		return clusterstore.Put(clusterstore.EventKey(now, seq), clusterstore.Encode(e))
+		return eventOp(now, 300+seq, typ, host, workload, msg)
 	}
 	// Preemptions first, each in the same transaction as its event and the
 	// victim's pending record (marked displaced, so admission control lets

@@ -10,6 +10,8 @@
 //	host remove NAME          # deregister and drop its heartbeat
 //	host down NAME            # heartbeat lease lost; stays registered
 //	host up NAME              # heartbeat back
+//	host confirm-off NAME     # an operator declares it powered off
+//	host clear NAME           # an operator lets a fenced host back in
 //	host label NAME k=v ...   # set labels (k= removes one)
 //	settings key=value ...    # strategy, preemption, tolerate, reserve-cpus, reserve-mem
 //	vm NAME cpus=N mem=SIZE [prio=N] [require=EXPR]... [prefer=EXPR]... [anti=GROUP] [spread=LABEL]
@@ -17,6 +19,13 @@
 //	advance DURATION
 //	explain NAME
 //	check                     # invariants: capacity, constraints, anti-affinity
+//	fencedev add HOST NAME    # a fence device for HOST (levels in order added)
+//	fencedev fail|ok NAME     # the device fails every operation / works
+//	leader restart            # a new leader: the detector's memory is gone
+//	leader stop|start         # no leader for a while, then a new one
+//
+// Host timing for watchdog fencing: host add ... ttl=3s self=2s.
+// Settings also take watchdog=true and watchdog-timeout=DURATION.
 //
 // Values with spaces are quoted: require="rack in (r1,r2)".
 package sim
@@ -34,6 +43,7 @@ import (
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	"github.com/bulwarkhq/bulwark/clusterstore/memory"
+	"github.com/bulwarkhq/bulwark/fencing"
 	"github.com/bulwarkhq/bulwark/scheduler"
 	"github.com/bulwarkhq/bulwark/server"
 )
@@ -45,7 +55,10 @@ type Explainer interface {
 
 // Sim is one scenario's world.
 type Sim struct {
-	ctx    context.Context
+	ctx     context.Context
+	devices map[string][]*device // by host, in level order
+	stopped bool                 // no leader: nothing is evaluated
+	byName  map[string]*device
 	now    time.Time
 	store  *memory.Store
 	eval   *server.Evaluator
@@ -61,18 +74,98 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // New builds a simulation around a scheduler.
 func New(sched scheduler.Scheduler) (*Sim, error) {
-	s := &Sim{ctx: context.Background(), now: Epoch, sched: sched, leases: map[string]clusterstore.LeaseID{}}
+	s := &Sim{ctx: context.Background(), now: Epoch, sched: sched, leases: map[string]clusterstore.LeaseID{},
+		devices: map[string][]*device{}, byName: map[string]*device{}}
 	s.store = memory.New(memory.WithClock(func() time.Time { return s.now }))
-	ev, err := server.NewEvaluator(server.Config{
-		Name: "sim", Store: s.store, Scheduler: sched,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, clusterstore.Missing(clusterstore.Prefix+"sim-never-set"), func() time.Time { return s.now })
-	if err != nil {
+	if err := s.newLeader(); err != nil {
 		return nil, err
 	}
-	s.eval = ev
 	s.prev, _, _ = clusterstore.ReadSnapshot(s.ctx, s.store)
 	return s, nil
+}
+
+// newLeader builds a fresh evaluator, as a newly elected leader would be.
+func (s *Sim) newLeader() error {
+	ev, err := server.NewEvaluator(server.Config{
+		Name: "sim", Store: s.store, Scheduler: s.sched,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Fencing: server.FencingConfig{
+			Devices: func(host string) []fencing.Device {
+				var out []fencing.Device
+				for _, d := range s.devices[host] {
+					out = append(out, d)
+				}
+				return out
+			},
+			Synchronous: true, RetryInterval: 5 * time.Second,
+		},
+	}, clusterstore.Missing(clusterstore.Prefix+"sim-never-set"), func() time.Time { return s.now })
+	if err != nil {
+		return err
+	}
+	s.eval = ev
+	return nil
+}
+
+// device is a fence device under the script's control. Powering a host off
+// takes its heartbeat away, as a real power cut would.
+type device struct {
+	s      *Sim
+	name   string
+	host   string
+	broken bool
+}
+
+func (d *device) Name() string { return d.name }
+
+func (d *device) PowerState(context.Context) (fencing.PowerState, error) {
+	if d.broken {
+		return fencing.Unknown, fmt.Errorf("%s: %w", d.name, fencing.ErrUnreachable)
+	}
+	if _, on := d.s.leases[d.host]; on {
+		return fencing.On, nil
+	}
+	return fencing.Off, nil
+}
+
+func (d *device) PowerOff(context.Context) (fencing.Evidence, error) {
+	if d.broken {
+		return fencing.Evidence{}, fmt.Errorf("%s: %w", d.name, fencing.ErrUnreachable)
+	}
+	_ = d.s.down(d.host)
+	return fencing.Evidence{Device: d.name, Action: "ForceOff", PowerState: string(fencing.Off), Started: d.s.now, Confirmed: d.s.now, Attempts: 1}, nil
+}
+
+func (d *device) PowerOn(context.Context) error {
+	if d.broken {
+		return fmt.Errorf("%s: %w", d.name, fencing.ErrUnreachable)
+	}
+	return d.s.heartbeat(d.host)
+}
+
+func (d *device) Check(context.Context) error {
+	if d.broken {
+		return fmt.Errorf("%s: %w", d.name, fencing.ErrUnreachable)
+	}
+	return nil
+}
+
+func (s *Sim) fencedev(args []string) error {
+	switch {
+	case len(args) == 3 && args[0] == "add":
+		d := &device{s: s, name: args[2], host: args[1]}
+		s.devices[d.host] = append(s.devices[d.host], d)
+		s.byName[d.name] = d
+		return nil
+	case len(args) == 2 && (args[0] == "fail" || args[0] == "ok"):
+		d, ok := s.byName[args[1]]
+		if !ok {
+			return fmt.Errorf("no fence device %q", args[1])
+		}
+		d.broken = args[0] == "fail"
+		return nil
+	}
+	return fmt.Errorf("usage: fencedev add HOST NAME | fencedev fail|ok NAME")
 }
 
 // Close releases the store.
@@ -131,6 +224,21 @@ func (s *Sim) Exec(line string) error {
 		}
 		s.now = s.now.Add(d)
 		s.store.ExpireLeases()
+	case "fencedev":
+		err = s.fencedev(f[1:])
+	case "leader":
+		if len(f) != 2 {
+			return fmt.Errorf("usage: leader restart|stop|start")
+		}
+		switch f[1] {
+		case "stop":
+			s.stopped = true
+		case "start", "restart":
+			s.stopped = false
+			err = s.newLeader()
+		default:
+			return fmt.Errorf("usage: leader restart|stop|start")
+		}
 	case "explain":
 		return s.explain(f[1:])
 	case "check":
@@ -146,7 +254,7 @@ func (s *Sim) Exec(line string) error {
 
 // settle runs evaluations until nothing changes (bounded), then logs the diff.
 func (s *Sim) settle() error {
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 20 && !s.stopped; i++ {
 		_, before, err := s.store.List(s.ctx, clusterstore.Prefix, 0)
 		if err != nil {
 			return err
@@ -192,15 +300,20 @@ func (s *Sim) diff(a, b *clusterstore.Snapshot) {
 		}
 	}
 	sort.Strings(lines)
-	// Events (preemptions and the like) in the order they were written.
+	// Events (preemptions, host states, fencing) in the order they were written.
 	evs, _, _ := s.store.List(s.ctx, clusterstore.EventsPrefix, 0)
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].ModRevision < evs[j].ModRevision })
 	for _, kv := range evs {
 		if kv.ModRevision <= a.Revision {
 			continue
 		}
 		var e api.Event
 		if clusterstore.Decode(kv, &e) == nil {
-			lines = append(lines, fmt.Sprintf("event %s %s: %s", e.Type, e.Workload, e.Message))
+			subject := e.Host
+			if e.Workload != "" {
+				subject = e.Workload
+			}
+			lines = append(lines, fmt.Sprintf("event %s %s: %s", e.Type, subject, e.Message))
 		}
 	}
 	for _, l := range lines {
@@ -232,6 +345,16 @@ func (s *Sim) host(args []string) error {
 					return err
 				}
 				n.Memory = m
+			case "ttl", "self":
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					return err
+				}
+				if k == "ttl" {
+					n.LeaseTTL = api.Duration(d)
+				} else {
+					n.SelfFenceAfter = api.Duration(d)
+				}
 			default:
 				n.Labels[k] = v
 			}
@@ -250,6 +373,18 @@ func (s *Sim) host(args []string) error {
 		return s.put(clusterstore.Delete(clusterstore.NodeKey(name)))
 	case "down":
 		return s.down(name)
+	case "confirm-off":
+		// What `bulwarkctl node fence --confirm-off` writes: refused
+		// while the host holds its heartbeat.
+		rec := api.FenceRecord{Schema: api.SchemaVersion, Host: name, Device: "operator", Action: "confirmed off by an operator", PowerState: "Off (operator)", Started: s.now, Confirmed: s.now}
+		ok, _, err := s.store.Txn(s.ctx, []clusterstore.Cond{clusterstore.Missing(clusterstore.HeartbeatKey(name)), clusterstore.Missing(clusterstore.FencingKey(name))},
+			[]clusterstore.Op{clusterstore.Put(clusterstore.FencingKey(name), clusterstore.Encode(rec))})
+		if err == nil && !ok {
+			s.logf("  refused: %s holds its heartbeat or is fenced", name)
+		}
+		return err
+	case "clear":
+		return s.put(clusterstore.Delete(clusterstore.FencingKey(name)), clusterstore.Delete(clusterstore.HostStateKey(name)))
 	case "up":
 		return s.heartbeat(name)
 	case "label":
@@ -281,7 +416,8 @@ func (s *Sim) heartbeat(name string) error {
 	if _, ok := s.leases[name]; ok {
 		return nil
 	}
-	id, err := s.store.Grant(s.ctx, time.Hour)
+	// Leases end only when the script says so (host down), not by time.
+	id, err := s.store.Grant(s.ctx, 100000*time.Hour)
 	if err != nil {
 		return err
 	}
@@ -310,6 +446,14 @@ func (s *Sim) settings(args []string) error {
 			st.Preemption = v == "true" || v == "on"
 		case "tolerate":
 			st.TolerateHostFailures, _ = strconv.Atoi(v)
+		case "watchdog":
+			st.WatchdogFencing = v == "true" || v == "on"
+		case "watchdog-timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return err
+			}
+			st.WatchdogTimeout = api.Duration(d)
 		case "reserve-cpus":
 			st.ReservedCPUs, _ = strconv.Atoi(v)
 		case "reserve-mem":
