@@ -18,14 +18,17 @@ HOSTS ?= 3
 DEV_ARGS ?=
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build dev test lint deps-build deps-test clean
+.PHONY: all build dev test lint deps-build deps-test clean packages chaos bench
 all: build
 
 deps-build:
 	@scripts/deps.sh build
 
+# The test suite drives real daemons (libvirtd + QEMU, Debian's fence_redfish):
+# installed here, started by the tests themselves.
 deps-test:
 	@scripts/deps.sh test
+	@scripts/deps-real.sh
 
 build: deps-build
 	go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/bulwarkd ./cmd/bulwarkctl
@@ -40,6 +43,26 @@ dev: build
 test: deps-test build
 	go vet ./...
 	BULWARK_TEST_BIN=$(CURDIR)/bin go test -race $(TEST_FLAGS) ./...
+	VERSION='$(VERSION)' scripts/packages.sh
+	scripts/test-packages.sh
+
+# Seeded random faults (crash, hang, partition, BMC outages) against a dev
+# cluster; fails on any double run or lost workload. `make test` runs a short one.
+CHAOS_FAULTS ?= 30
+CHAOS_SEED ?= 1
+chaos: build
+	./bin/bulwarkd bench chaos --faults $(CHAOS_FAULTS) --seed $(CHAOS_SEED)
+
+# The benchmarks behind docs/benchmarks.md.
+bench: build
+	./bin/bulwarkd bench placement --hosts 1000 --workloads 50000
+	./bin/bulwarkd bench failover --rounds 9 --fault crash,hang,partition
+	GOTOOLCHAIN=$(GOTOOLCHAIN) go test -run xxx -bench . -benchtime 5x ./scheduler
+
+# bulwark-server, bulwark-agent and bulwarkctl as .deb and .rpm in dist/
+# (nfpm, pinned in tools/nfpm). `make test` builds and tests them too.
+packages: build
+	VERSION='$(VERSION)' scripts/packages.sh
 
 lint: deps-build
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		cfg.HostMemory = 16 * api.GiB
 	}
 	if cfg.SessionTTL == 0 {
-		cfg.SessionTTL = 5 * time.Second
+		cfg.SessionTTL = 3 * time.Second
 	}
 	if cfg.EtcdPort == 0 {
 		cfg.EtcdPort = 7379
@@ -254,6 +254,16 @@ func (c *Cluster) addHost(name string) error {
 	return nil
 }
 
+// rackOf spreads simulated hosts over two racks: host-1 and host-3 in r1,
+// host-2 in r2, and so on.
+func rackOf(host string) string {
+	n, err := strconv.Atoi(strings.TrimPrefix(host, "host-"))
+	if err != nil {
+		return "r1"
+	}
+	return "r" + strconv.Itoa((n-1)%2+1)
+}
+
 func randomSecret() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
@@ -296,7 +306,8 @@ func (c *Cluster) StartHost(name string) error {
 		"--etcd", h.proxy.URL(),
 		"--libvirt-uri", h.URI,
 		"--label", "dev=true",
-		"--label", "rack=r"+strconv.Itoa(len(c.hosts)%2+1),
+		"--label", "rack="+rackOf(name),
+		"--config", "/dev/null", // a host's /etc/bulwark/agent.yaml is not for dev agents
 		"--session-ttl", c.cfg.SessionTTL.String(),
 		"--http-listen", "127.0.0.1:0",
 	)

@@ -74,7 +74,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("agent: store and driver are required")
 	}
 	if cfg.SessionTTL == 0 {
-		cfg.SessionTTL = 5 * time.Second
+		cfg.SessionTTL = 3 * time.Second
 	}
 	if cfg.SessionTTL < time.Second {
 		return nil, fmt.Errorf("agent: session TTL %s is under 1s", cfg.SessionTTL)

@@ -59,14 +59,14 @@ type Sim struct {
 	devices map[string][]*device // by host, in level order
 	stopped bool                 // no leader: nothing is evaluated
 	byName  map[string]*device
-	now    time.Time
-	store  *memory.Store
-	eval   *server.Evaluator
-	sched  scheduler.Scheduler
-	leases map[string]clusterstore.LeaseID
-	out    strings.Builder
-	prev   *clusterstore.Snapshot
-	seq    int
+	now     time.Time
+	store   *memory.Store
+	eval    *server.Evaluator
+	sched   scheduler.Scheduler
+	leases  map[string]clusterstore.LeaseID
+	out     strings.Builder
+	prev    *clusterstore.Snapshot
+	seq     int
 }
 
 // Epoch is the simulated clock's start.

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bulwarkhq/bulwark/config"
+)
+
+// exitConfig is the exit status for a configuration that cannot work
+// (EX_CONFIG from sysexits.h). The systemd units do not restart on it:
+// restarting does not fix a config file.
+const exitConfig = 78
+
+// configFlags are a daemon command's flags: --config and one flag per
+// setting. The flags have no EnvVars: package config reads the environment
+// itself, so that a flag given on the command line is told from a
+// variable and precedence (flag > env > file > default) holds.
+func configFlags(kind config.Kind) []cli.Flag {
+	flags := []cli.Flag{&cli.StringFlag{Name: "config", Usage: fmt.Sprintf(
+		"YAML config file (default %s, where a missing file means defaults; a file named here must exist)", kind.DefaultPath())}}
+	for _, s := range config.Settings(kind) {
+		usage := s.Usage
+		if s.Default != "" && !strings.Contains(usage, "default") && !s.Bool {
+			usage += " (default " + s.Default + ")"
+		}
+		usage += fmt.Sprintf(" [file: %s, env: %s]", s.Key, s.Env)
+		switch {
+		case s.Bool:
+			flags = append(flags, &cli.BoolFlag{Name: s.Flag, Usage: usage})
+		case s.Repeatable:
+			flags = append(flags, &cli.StringSliceFlag{Name: s.Flag, Usage: usage})
+		default:
+			flags = append(flags, &cli.StringFlag{Name: s.Flag, Usage: usage})
+		}
+	}
+	return flags
+}
+
+// givenFlags collects the setting flags given on the command line.
+func givenFlags(c *cli.Context, kind config.Kind) map[string][]string {
+	m := map[string][]string{}
+	for _, s := range config.Settings(kind) {
+		if !c.IsSet(s.Flag) {
+			continue
+		}
+		switch {
+		case s.Bool:
+			m[s.Flag] = []string{strconv.FormatBool(c.Bool(s.Flag))}
+		case s.Repeatable:
+			m[s.Flag] = c.StringSlice(s.Flag)
+		default:
+			m[s.Flag] = []string{c.String(s.Flag)}
+		}
+	}
+	// `bulwarkd --log-level debug server` sets the app-wide flag, which
+	// also reads $BULWARK_LOG_LEVEL on its own. It counts as a flag unless
+	// its value is just the variable's.
+	// (IsSet and String on the parent context look up its ancestors too.)
+	if lineage := c.Lineage(); len(lineage) > 1 {
+		if _, ok := m["log-level"]; !ok && lineage[1].IsSet("log-level") {
+			v := lineage[1].String("log-level")
+			if env, ok := os.LookupEnv("BULWARK_LOG_LEVEL"); !ok || env != v {
+				m["log-level"] = []string{v}
+			}
+		}
+	}
+	return m
+}
+
+func configInputs(c *cli.Context, kind config.Kind) config.Inputs {
+	return config.Inputs{Path: c.String("config"), Env: os.LookupEnv, Flags: givenFlags(c, kind)}
+}
+
+// loadServerConfig builds `bulwarkd server`'s configuration and checks the
+// files it names; every problem is reported at once, each with its file
+// and line (or variable, or flag).
+func loadServerConfig(c *cli.Context) (*config.Server, error) {
+	cfg, err := config.LoadServer(configInputs(c, config.KindServer))
+	if err == nil {
+		err = cfg.CheckFiles()
+	}
+	if err == nil {
+		err = refuseEtcdTLS(cfg.Etcd, cfg.Origin)
+	}
+	if err != nil {
+		return nil, configExit(config.KindServer, err)
+	}
+	return cfg, nil
+}
+
+func loadAgentConfig(c *cli.Context) (*config.Agent, error) {
+	cfg, err := config.LoadAgent(configInputs(c, config.KindAgent))
+	if err == nil {
+		err = cfg.CheckFiles()
+	}
+	if err == nil {
+		err = refuseEtcdTLS(cfg.Etcd, cfg.Origin)
+	}
+	if err != nil {
+		return nil, configExit(config.KindAgent, err)
+	}
+	return cfg, nil
+}
+
+// etcdTLSNote explains why TLS files for etcd stop a daemon for now.
+const etcdTLSNote = "this version of bulwarkd checks the etcd TLS files but cannot use them yet " +
+	"(TLS to etcd comes with a later release); rather than fail to connect it refuses to start. " +
+	"Until then leave etcd.ca_file, cert_file and key_file unset and use etcd's plain-http client " +
+	"listener on a private network (docs/install.md, \"TLS to etcd: status\")"
+
+// refuseEtcdTLS stops a daemon whose configuration asks for TLS to etcd,
+// which the etcd client cannot do yet (config.Etcd.TLSConfig is ready for
+// it).
+func refuseEtcdTLS(e config.Etcd, origin func(string) config.Origin) error {
+	if !e.TLSEnabled() {
+		return nil
+	}
+	key := "etcd.ca_file"
+	switch {
+	case e.CAFile != "":
+	case e.CertFile != "":
+		key = "etcd.cert_file"
+	default:
+		key = "etcd.key_file"
+	}
+	return &config.Error{Problems: []config.Problem{{Origin: origin(key), Key: key, Msg: etcdTLSNote}}}
+}
+
+func configExit(kind config.Kind, err error) error {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		lines = append(lines, "  "+l)
+	}
+	return cli.Exit(fmt.Sprintf("error: bulwarkd %s: invalid configuration:\n%s", kind, strings.Join(lines, "\n")), exitConfig)
+}
+
+// newLogger logs text to standard error (the journal under systemd).
+func newLogger(level string) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(level)) // checked by package config
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// hostName is the default server and host name: this machine's host name,
+// first label, lowercased.
+func hostName() string {
+	h, _ := os.Hostname()
+	return strings.ToLower(strings.Split(h, ".")[0])
+}
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "check configuration files",
+		Subcommands: []*cli.Command{{
+			Name:      "check",
+			Usage:     "validate config files without starting anything",
+			ArgsUsage: "FILE...",
+			Description: "Reads each file as `bulwarkd server` or `bulwarkd agent` would at start and reports every\n" +
+				"problem with its file, line and reason: unknown or duplicate keys, values of the wrong\n" +
+				"shape, invalid values, settings that need each other. It then checks that the files the\n" +
+				"config names (etcd TLS certificates and key, the BMC password file) exist and parse, as\n" +
+				"the user running the check; run it as the daemon's user to be sure (bulwark for the\n" +
+				"server, root for the agent). Environment variables and flags are not applied.\n\n" +
+				"Whether a file is a server or an agent config is read from its top-level `kind:` key\n" +
+				"(kind: server or kind: agent; the packaged files have one), or given with --kind; if both\n" +
+				"are present they must agree.\n\n" +
+				"Exit status 0 when every file is valid, 1 otherwise.\n\n" +
+				"Example:\n  bulwarkd config check /etc/bulwark/server.yaml /etc/bulwark/agent.yaml\n" +
+				"  sudo -u bulwark bulwarkd config check /etc/bulwark/server.yaml",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "kind", Usage: "server or agent (default: the file's top-level kind: key)"},
+				&cli.BoolFlag{Name: "skip-files", Usage: "do not check the files the config names (TLS files, BMC password)"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.NArg() == 0 {
+					return errors.New("config check: name at least one file")
+				}
+				var kind config.Kind
+				if c.IsSet("kind") {
+					k, err := config.ParseKind(c.String("kind"))
+					if err != nil {
+						return fmt.Errorf("--kind: %w", err)
+					}
+					kind = k
+				}
+				failed := 0
+				for _, path := range c.Args().Slice() {
+					cfg, err := config.CheckFile(path, kind)
+					if err == nil && !c.Bool("skip-files") {
+						err = cfg.CheckFiles()
+					}
+					if err != nil {
+						fmt.Fprintln(c.App.ErrWriter, err)
+						failed++
+						continue
+					}
+					fmt.Fprintf(c.App.Writer, "%s: ok (%s config)\n", path, cfg.Kind())
+					for _, w := range configWarnings(cfg) {
+						fmt.Fprintf(c.App.Writer, "%s: warning: %s\n", path, w)
+					}
+				}
+				if failed > 0 {
+					return fmt.Errorf("config check: %d of %d files have problems", failed, c.NArg())
+				}
+				return nil
+			},
+		}},
+	}
+}
+
+// configWarnings are the settings that are valid but not in effect yet.
+func configWarnings(cfg config.Config) []string {
+	var e config.Etcd
+	var w []string
+	switch c := cfg.(type) {
+	case *config.Server:
+		e = c.Etcd
+	case *config.Agent:
+		e = c.Etcd
+		if c.BMC.URL != "" {
+			w = append(w, "bmc is checked but not used yet: fencing through the BMC comes with a later release")
+		}
+	}
+	if e.TLSEnabled() {
+		w = append([]string{"etcd TLS files are checked, but this version of bulwarkd cannot use them yet and refuses to start " +
+			"while they are set (docs/install.md, \"TLS to etcd: status\")"}, w...)
+	}
+	return w
+}
