@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"time"
 
@@ -35,6 +36,13 @@ type Config struct {
 	StopTimeout time.Duration
 	// HTTPListen, if set, is where the agent serves GET /v1/tasks.
 	HTTPListen string
+	// WatchdogDevice, if set, is a hardware watchdog (/dev/watchdog) the
+	// agent feeds while its lease is healthy and stops feeding when it
+	// fences itself, so that a host whose agent hangs is reset by its
+	// hardware. It is never disarmed (no magic close): an agent that stops
+	// for longer than the watchdog's timeout resets its host, which is what
+	// makes the cluster's watchdog fencing safe.
+	WatchdogDevice string
 	// OnReady, if set, is called once the host is registered and holds its
 	// first heartbeat lease (systemd readiness).
 	OnReady func()
@@ -54,6 +62,9 @@ type Agent struct {
 	reported map[string]api.WorkloadStatus
 	// restarts tracks local restart backoff per workload.
 	restarts map[string]*restartState
+	// watchdog is the open watchdog device, if one is configured.
+	watchdog       *os.File
+	watchdogWarned bool
 }
 
 type restartState struct {
@@ -165,7 +176,11 @@ func (a *Agent) serveSession(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("session: %w", err)
 	}
-	defer sess.Close()
+	// On the way out the lease is left to expire, not revoked: an agent
+	// restarted within T takes over its host's heartbeat (and, from the
+	// driver, its running workloads) without the cluster noticing; one
+	// that stays away longer is a lost host and is fenced.
+	defer sess.Orphan()
 	a.reported = map[string]api.WorkloadStatus{}
 	a.restarts = map[string]*restartState{}
 
@@ -204,6 +219,7 @@ func (a *Agent) serveSession(ctx context.Context) error {
 	// loop, which may be blocked on a dead connection.
 	selfFence := time.NewTicker(max(a.cfg.SelfFenceAfter/20, 10*time.Millisecond))
 	defer selfFence.Stop()
+	healthy := func() bool { return time.Since(sess.LastAck()) <= a.cfg.SelfFenceAfter }
 	for {
 		if err := a.reconcile(ctx, sess); err != nil {
 			a.log.Warn("reconcile failed", "err", err)
@@ -215,6 +231,9 @@ func (a *Agent) serveSession(ctx context.Context) error {
 			a.selfFence("heartbeat lease lost")
 			return clusterstore.ErrSessionDone
 		case <-selfFence.C:
+			if healthy() {
+				a.feedWatchdog()
+			}
 			if age := time.Since(sess.LastAck()); age > a.cfg.SelfFenceAfter {
 				sess.Orphan()
 				a.selfFence(fmt.Sprintf("no acknowledged keepalive for %s (self-fence after %s)", age.Round(time.Millisecond), a.cfg.SelfFenceAfter))

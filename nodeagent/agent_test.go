@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,4 +195,72 @@ func TestAgentSelfFencesOnLeaseLoss(t *testing.T) {
 	if err != nil || after.ID == before.ID {
 		t.Fatalf("web1 was not killed by self-fencing: before %+v after %+v (%v)", before, after, err)
 	}
+}
+
+// The watchdog is fed while the lease is healthy and no longer once the
+// agent has fenced itself: the hardware then resets the host.
+func TestWatchdogStopsWhenSelfFencing(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	d := newDriver(t, "h1")
+	wd := filepath.Join(t.TempDir(), "watchdog")
+	if err := os.WriteFile(wd, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	block := &blockingStore{Store: st}
+	a, err := New(Config{Host: "h1", Store: block, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond,
+		WatchdogDevice: wd, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	size := func() int64 { fi, _ := os.Stat(wd); return fi.Size() }
+	waitFor(t, "the watchdog fed", func() bool { return size() > 5 })
+	put(t, st, clusterstore.WorkloadKey("web1"), api.Workload{Schema: 1, WorkloadSpec: api.WorkloadSpec{Name: "web1", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB}})
+	put(t, st, clusterstore.AllocationKey("web1"), api.Allocation{Schema: 1, Workload: "web1", Host: "h1"})
+	waitFor(t, "web1 running", func() bool {
+		s, err := d.Inspect(context.Background(), "web1")
+		return err == nil && s.State == drivers.TaskRunning
+	})
+	// Cut keepalives: the agent self-fences after 1.2s and stops feeding.
+	block.cut.Store(true)
+	waitFor(t, "self-fence", func() bool {
+		before := size()
+		time.Sleep(300 * time.Millisecond)
+		return size() == before
+	})
+	before := size()
+	time.Sleep(500 * time.Millisecond)
+	if size() != before {
+		t.Fatal("watchdog still fed after self-fencing")
+	}
+	// Self-fencing on T_self (the lease itself was never revoked) killed web1.
+	if _, err := d.Inspect(context.Background(), "web1"); err == nil {
+		t.Fatal("web1 still defined after self-fencing")
+	}
+}
+
+// blockingStore makes keepalives hang while cut, as a partition does.
+type blockingStore struct {
+	clusterstore.Store
+	cut atomic.Bool
+}
+
+func (b *blockingStore) KeepAliveOnce(ctx context.Context, id clusterstore.LeaseID) (time.Duration, error) {
+	if b.cut.Load() {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return b.Store.KeepAliveOnce(ctx, id)
+}
+
+func (b *blockingStore) Grant(ctx context.Context, ttl time.Duration) (clusterstore.LeaseID, error) {
+	if b.cut.Load() {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return b.Store.Grant(ctx, ttl)
 }
