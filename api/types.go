@@ -106,7 +106,32 @@ type WorkloadSpec struct {
 	Command []string `json:"command,omitempty"`
 	// Env is the container's environment (containers only).
 	Env map[string]string `json:"env,omitempty"`
+	// Restart is the policy on the host: "always" (default), "on-failure"
+	// (not after a clean exit) or "never". After RestartLimit restarts the
+	// host gives up and the leader reschedules it elsewhere, at most
+	// RescheduleLimit times, with backoff.
+	Restart RestartPolicy `json:"restart,omitempty"`
 }
+
+// RestartPolicy says when a host restarts a workload that stopped.
+type RestartPolicy string
+
+const (
+	RestartAlways    RestartPolicy = "always"
+	RestartOnFailure RestartPolicy = "on-failure"
+	RestartNever     RestartPolicy = "never"
+)
+
+// Restart and reschedule limits (the Nomad split, with defaults that keep a
+// workload alive longer than Proxmox's one restart then manual).
+const (
+	// RestartLimit is how many times a host restarts a workload at one
+	// epoch before it gives up (backoff 1s, 2s, 4s...).
+	RestartLimit = 3
+	// RescheduleLimit is how many times the leader moves a workload that
+	// its host gave up on (backoff 5s, 10s, 20s...).
+	RescheduleLimit = 3
+)
 
 // Workload is the stored record of a desired workload: the spec plus what the
 // server adds. Stored at /bulwark/v1/workloads/<name>.
@@ -169,6 +194,9 @@ type Allocation struct {
 	// CPUs and Memory are the resources reserved on Host.
 	CPUs   int      `json:"cpus"`
 	Memory ByteSize `json:"memory"`
+	// Reschedules counts how often this workload was moved after its host
+	// gave up on it.
+	Reschedules int `json:"reschedules,omitempty"`
 	// Epoch is the fencing token: the store revision that created this
 	// allocation. It is not stored in the value; readers fill it in from the
 	// key's create revision.
@@ -187,6 +215,9 @@ type WorkloadStatus struct {
 	State     State     `json:"state"`
 	Reason    string    `json:"reason,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// GaveUp: the host reached the restart limit; the leader may
+	// reschedule the workload elsewhere.
+	GaveUp bool `json:"gave_up,omitempty"`
 }
 
 // PendingReason records why the leader could not place a workload. Stored at
@@ -200,6 +231,12 @@ type PendingReason struct {
 	// (preempted, or recovered from a fenced host): admission control,
 	// which keeps room for failures, must not hold it back.
 	Displaced bool `json:"displaced,omitempty"`
+	// Reschedules, AvoidHost and NotBefore carry a reschedule after a host
+	// gave up on the workload: the count so far, the host it failed on
+	// (not used for its next placement), and the end of the backoff.
+	Reschedules int       `json:"reschedules,omitempty"`
+	AvoidHost   string    `json:"avoid_host,omitempty"`
+	NotBefore   time.Time `json:"not_before,omitempty"`
 }
 
 // FenceRecord is the evidence that a host was powered off. Stored at
@@ -246,6 +283,8 @@ type WorkloadView struct {
 	State State  `json:"state"`
 	Host  string `json:"host"`
 	Epoch int64  `json:"epoch,omitempty"`
+	// Reschedules counts moves after a host gave up on the workload.
+	Reschedules int `json:"reschedules,omitempty"`
 	// Reason explains a pending or failed state.
 	Reason string `json:"reason,omitempty"`
 }

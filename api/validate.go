@@ -219,6 +219,11 @@ func (s *WorkloadSpec) Validate() error {
 	} else if s.Memory > MaxMemory {
 		errs = append(errs, fmt.Errorf("memory must be at most %s, got %s", MaxMemory, s.Memory))
 	}
+	switch s.Restart {
+	case "", RestartAlways, RestartOnFailure, RestartNever:
+	default:
+		errs = append(errs, fmt.Errorf("restart policy %q is unknown: use always, on-failure or never", s.Restart))
+	}
 	if s.Priority < 0 || s.Priority > MaxPriority {
 		errs = append(errs, fmt.Errorf("priority must be from 0 to %d, got %d", MaxPriority, s.Priority))
 	}

@@ -68,9 +68,11 @@ type Agent struct {
 }
 
 type restartState struct {
-	epoch int64
-	count int
-	next  time.Time
+	epoch    int64
+	restarts int
+	next     time.Time
+	// lastErr is why the last start failed ("" if it did not).
+	lastErr string
 }
 
 // New checks the configuration.
@@ -359,7 +361,10 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 	return nil
 }
 
-// ensure makes one allocated workload run at its allocation's epoch.
+// ensure makes one allocated workload run at its allocation's epoch,
+// following its restart policy: a workload that stopped on its own (or
+// failed to start) is restarted with backoff up to api.RestartLimit times;
+// then the host gives up and says so, and the leader reschedules it.
 func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desired, cur drivers.Status) {
 	name, epoch := d.alloc.Workload, d.alloc.Epoch
 	if cur.Workload != "" && cur.Epoch == epoch && cur.State == drivers.TaskRunning {
@@ -372,31 +377,49 @@ func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desire
 		rs = &restartState{epoch: epoch}
 		a.restarts[name] = rs
 	}
-	if cur.Workload != "" && cur.Epoch == epoch {
-		// It ran at this epoch and stopped or failed on its own: restart
-		// with backoff (restart policies come with the drivers issue).
-		state := api.StateStopped
-		if cur.State == drivers.TaskFailed {
-			state = api.StateFailed
+	if rs.lastErr != "" || cur.Workload != "" && cur.Epoch == epoch {
+		// It ran (or tried to) at this epoch and is not running.
+		state, detail := api.StateFailed, rs.lastErr
+		if rs.lastErr == "" {
+			detail = orDefault(cur.Detail, string(cur.State))
+			if cur.State == drivers.TaskStopped {
+				state = api.StateStopped
+			}
 		}
-		if now.Before(rs.next) {
-			a.report(ctx, sess, name, epoch, state, fmt.Sprintf("%s; restarting in %s", orDefault(cur.Detail, string(cur.State)), rs.next.Sub(now).Round(time.Second)))
+		policy := d.spec.Restart
+		if policy == "" {
+			policy = api.RestartAlways
+		}
+		switch {
+		case policy == api.RestartNever, policy == api.RestartOnFailure && state == api.StateStopped:
+			a.report(ctx, sess, name, epoch, state, fmt.Sprintf("%s; not restarted (restart policy %s)", detail, policy))
+			return
+		case rs.restarts >= api.RestartLimit:
+			a.reportStatus(ctx, sess, api.WorkloadStatus{Workload: name, Epoch: epoch, State: api.StateFailed, GaveUp: true,
+				Reason: fmt.Sprintf("gave up after %d restarts on %s: %s", rs.restarts, a.cfg.Host, detail)})
+			return
+		case now.Before(rs.next):
+			a.report(ctx, sess, name, epoch, state, fmt.Sprintf("%s; restart %d of %d after backoff", detail, rs.restarts+1, api.RestartLimit))
 			return
 		}
+		rs.restarts++
+		a.log.Warn("restarting", "workload", name, "epoch", epoch, "restart", rs.restarts, "after", detail)
 	}
+	// Backoff before the next restart: 1s, 2s, 4s...
+	rs.next = now.Add(time.Second << min(rs.restarts, 6))
+	rs.lastErr = ""
 	a.report(ctx, sess, name, epoch, api.StateStarting, "")
-	err := a.cfg.Driver.Start(ctx, drivers.Task{Workload: name, Epoch: epoch, Spec: d.spec})
-	rs.count++
-	rs.next = now.Add(min(time.Second<<min(rs.count, 5), time.Minute))
-	if err != nil {
+	if err := a.cfg.Driver.Start(ctx, drivers.Task{Workload: name, Epoch: epoch, Spec: d.spec}); err != nil {
 		a.log.Error("start failed", "workload", name, "epoch", epoch, "err", err)
+		rs.lastErr = err.Error()
 		a.report(ctx, sess, name, epoch, api.StateFailed, err.Error())
 		return
 	}
 	st, err := a.cfg.Driver.Inspect(ctx, name)
 	switch {
 	case err != nil:
-		a.report(ctx, sess, name, epoch, api.StateFailed, "inspect after start: "+err.Error())
+		rs.lastErr = "inspect after start: " + err.Error()
+		a.report(ctx, sess, name, epoch, api.StateFailed, rs.lastErr)
 	case st.State == drivers.TaskRunning:
 		a.log.Info("started", "workload", name, "epoch", epoch)
 		a.report(ctx, sess, name, epoch, api.StateRunning, "")
@@ -424,10 +447,17 @@ func (a *Agent) remove(ctx context.Context, sess *clusterstore.Session, name str
 }
 
 func (a *Agent) report(ctx context.Context, sess *clusterstore.Session, name string, epoch int64, state api.State, reason string) {
-	if old, ok := a.reported[name]; ok && old.Epoch == epoch && old.State == state && old.Reason == reason {
+	a.reportStatus(ctx, sess, api.WorkloadStatus{Workload: name, Epoch: epoch, State: state, Reason: reason})
+}
+
+// reportStatus writes a workload's status, bound to the session's lease,
+// unless it is what was last written.
+func (a *Agent) reportStatus(ctx context.Context, sess *clusterstore.Session, st api.WorkloadStatus) {
+	name := st.Workload
+	if old, ok := a.reported[name]; ok && old.Epoch == st.Epoch && old.State == st.State && old.Reason == st.Reason && old.GaveUp == st.GaveUp {
 		return
 	}
-	st := api.WorkloadStatus{Schema: api.SchemaVersion, Workload: name, Host: a.cfg.Host, Epoch: epoch, State: state, Reason: reason, UpdatedAt: a.cfg.now().UTC()}
+	st.Schema, st.Host, st.UpdatedAt = api.SchemaVersion, a.cfg.Host, a.cfg.now().UTC()
 	key := clusterstore.StatusKey(a.cfg.Host, name)
 	if _, _, err := a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{clusterstore.PutWithLease(key, clusterstore.Encode(st), sess.Lease())}); err != nil {
 		a.log.Warn("report status failed", "workload", name, "err", err)

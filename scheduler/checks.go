@@ -28,6 +28,16 @@ func (readyCheck) why(*Tracker, int, *candidate) (string, string) {
 	return "not ready", reasonNotReady
 }
 
+// avoidCheck keeps a workload off the host that just gave up on it (it
+// failed there RestartLimit times), for its next placement.
+type avoidCheck struct{}
+
+func (avoidCheck) ok(_ *Tracker, h int, c *candidate) bool { return c.avoid != int32(h) }
+
+func (avoidCheck) why(*Tracker, int, *candidate) (string, string) {
+	return "failed here", "the workload just failed here repeatedly; trying other hosts first"
+}
+
 // labelCheck enforces the workload's hard label constraints (Require).
 type labelCheck struct{}
 

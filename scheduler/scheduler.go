@@ -52,6 +52,9 @@ type State struct {
 	// holds back only new workloads: the failover reservation exists so that
 	// displaced ones can restart. Nil: every pending workload counts as new.
 	Displaced map[string]bool
+	// Avoid maps a workload to a host it must not be placed on next: the
+	// one that just gave up on it.
+	Avoid map[string]string
 }
 
 // Placement puts one workload on one host. CPUs and Memory are the

@@ -22,6 +22,7 @@ import (
 type Tracker struct {
 	st       *State
 	settings api.Settings
+	avoid    map[string]string
 
 	// Hosts, by index, ordered by name.
 	nodes     []*NodeInfo
@@ -124,10 +125,11 @@ func NewTracker(st *State) *Tracker {
 	t := &Tracker{
 		st:       st,
 		settings: st.Settings,
+		avoid:    st.Avoid,
 		added:    make(map[string]int32),
 		groups:   make(map[string]int32),
 		columns:  make(map[string]*labelColumn),
-		checks:   []checker{readyCheck{}, labelCheck{}, antiAffinityCheck{}, resourceCheck{}},
+		checks:   []checker{readyCheck{}, avoidCheck{}, labelCheck{}, antiAffinityCheck{}, resourceCheck{}},
 		scorers:  []scorer{strategyScore{spread: st.Settings.Strategy == api.StrategySpread}, preferenceScore{}, spreadScore{}},
 	}
 	t.indexNodes(st.Nodes)
@@ -524,6 +526,8 @@ func without(s []int32, x int32) []int32 {
 // candidate is a workload being placed, with its placement parsed once and
 // compiled against the tracker's label columns.
 type candidate struct {
+	// avoid is the host index the workload must not go to now (-1: none).
+	avoid   int32
 	name    string
 	cpus    int
 	mem     api.ByteSize
@@ -583,7 +587,12 @@ func (t *Tracker) candidate(w *api.Workload, isNew bool) (*candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &candidate{name: w.Name, cpus: w.CPUs, mem: w.Memory, prio: int32(w.Priority), group: -1, isNew: isNew}
+	c := &candidate{name: w.Name, cpus: w.CPUs, mem: w.Memory, prio: int32(w.Priority), group: -1, isNew: isNew, avoid: -1}
+	if host, ok := t.avoid[w.Name]; ok {
+		if h, ok := t.index[host]; ok {
+			c.avoid = int32(h)
+		}
+	}
 	for _, r := range p.Require {
 		m := labelMatch{c: r, col: t.column(r.Key)}
 		switch r.Op {

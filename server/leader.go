@@ -44,7 +44,9 @@ type leader struct {
 	now   func() time.Time
 	// readTook is how long this evaluation's snapshot read took.
 	readTook time.Duration
-	fo       *failover
+	// wakeAt is when a backed-off reschedule becomes due (zero: none).
+	wakeAt time.Time
+	fo     *failover
 }
 
 func (l *leader) run(ctx context.Context) error {
@@ -108,7 +110,7 @@ func (l *leader) run(ctx context.Context) error {
 		case <-tick.C:
 			trigger()
 		case <-failTick.C:
-			if l.fo.needsTick() {
+			if l.fo.needsTick() || !l.wakeAt.IsZero() && !l.now().Before(l.wakeAt) {
 				trigger()
 			}
 		case <-kick:
@@ -168,6 +170,9 @@ func (l *leader) evaluate(ctx context.Context) (again bool, err error) {
 	again, err = l.cleanup(ctx, snap)
 	if err != nil || again {
 		return again, err
+	}
+	if changed, err := l.reschedule(ctx, snap, now); err != nil || changed {
+		return changed, err
 	}
 	if l.fo != nil {
 		changed, err := l.fo.step(ctx, snap, now)
@@ -277,6 +282,12 @@ func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 		if p.Value.Displaced {
 			st.Displaced[name] = true
 		}
+		if p.Value.AvoidHost != "" {
+			if st.Avoid == nil {
+				st.Avoid = map[string]string{}
+			}
+			st.Avoid[name] = p.Value.AvoidHost
+		}
 	}
 	return st
 }
@@ -289,10 +300,19 @@ func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 // the next evaluation starts from fresh state.
 func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now time.Time) (bool, error) {
 	var pending []api.Workload
+	l.wakeAt = time.Time{}
 	for name, w := range snap.Workloads {
-		if _, placed := snap.Allocations[name]; !placed && !w.Value.Deleting {
-			pending = append(pending, w.Value)
+		if _, placed := snap.Allocations[name]; placed || w.Value.Deleting {
+			continue
 		}
+		if p, ok := snap.Pending[name]; ok && now.Before(p.Value.NotBefore) {
+			// Backing off before a reschedule: come back then.
+			if l.wakeAt.IsZero() || p.Value.NotBefore.Before(l.wakeAt) {
+				l.wakeAt = p.Value.NotBefore
+			}
+			continue
+		}
+		pending = append(pending, w.Value)
 	}
 	if len(pending) == 0 {
 		return false, nil
@@ -339,6 +359,9 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 			clusterstore.Missing(clusterstore.AllocationKey(p.Workload)),
 		}
 		a := api.Allocation{Schema: api.SchemaVersion, Workload: p.Workload, Host: p.Host, CPUs: p.CPUs, Memory: p.Memory, CreatedAt: now.UTC()}
+		if pr, ok := snap.Pending[p.Workload]; ok {
+			a.Reschedules = pr.Value.Reschedules
+		}
 		ops := []clusterstore.Op{clusterstore.Put(clusterstore.AllocationKey(p.Workload), clusterstore.Encode(a))}
 		if _, had := snap.Pending[p.Workload]; had {
 			ops = append(ops, clusterstore.Delete(clusterstore.PendingKey(p.Workload)))

@@ -36,7 +36,9 @@ func workloadView(snap *clusterstore.Snapshot, w api.Workload) api.WorkloadView 
 	v := api.WorkloadView{Workload: w}
 	a, placed := snap.Allocations[w.Name]
 	if placed {
-		v.Host, v.Epoch = a.Value.Host, a.Value.Epoch
+		v.Host, v.Epoch, v.Reschedules = a.Value.Host, a.Value.Epoch, a.Value.Reschedules
+	} else if p, ok := snap.Pending[w.Name]; ok {
+		v.Reschedules = p.Value.Reschedules
 	}
 	// A status for this workload on any host means something may still run.
 	var st *api.WorkloadStatus
@@ -61,6 +63,9 @@ func workloadView(snap *clusterstore.Snapshot, w api.Workload) api.WorkloadView 
 		}
 	case st != nil && st.Host == v.Host && st.Epoch == v.Epoch:
 		v.State, v.Reason = st.State, st.Reason
+		if st.GaveUp && a.Value.Reschedules >= api.RescheduleLimit {
+			v.Reason += fmt.Sprintf("; reschedule limit (%d) reached: delete and recreate it to try again", api.RescheduleLimit)
+		}
 	default:
 		if _, alive := snap.Heartbeats[v.Host]; !alive {
 			v.State, v.Reason = api.StatePending, "host "+v.Host+" is not ready (no heartbeat)"
