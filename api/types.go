@@ -154,6 +154,9 @@ type Node struct {
 	Memory ByteSize          `json:"memory"`
 	// Driver names the workload driver the agent runs (e.g. "libvirt").
 	Driver string `json:"driver,omitempty"`
+	// Kinds lists the workload kinds the host runs (empty: VMs only, as
+	// registered by agents from before containers).
+	Kinds []Kind `json:"kinds,omitempty"`
 	// Detail is free text the agent reports about the host (hypervisor, version).
 	Detail string `json:"detail,omitempty"`
 	// AgentURL is where the agent serves its own small API (task list,

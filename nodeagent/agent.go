@@ -152,7 +152,7 @@ func (a *Agent) register(ctx context.Context, agentURL string) error {
 	}
 	n := api.Node{
 		Schema: api.SchemaVersion, Name: a.cfg.Host, Labels: a.cfg.Labels,
-		CPUs: fp.CPUs, Memory: fp.Memory, Driver: a.cfg.Driver.Name(), Detail: fp.Detail,
+		CPUs: fp.CPUs, Memory: fp.Memory, Driver: a.cfg.Driver.Name(), Kinds: a.cfg.Driver.Kinds(), Detail: fp.Detail,
 		AgentURL: agentURL, LeaseTTL: api.Duration(a.cfg.SessionTTL), SelfFenceAfter: api.Duration(a.cfg.SelfFenceAfter), RegisteredAt: a.cfg.now().UTC(),
 	}
 	if a.cfg.CPUs > 0 {

@@ -38,6 +38,16 @@ func (avoidCheck) why(*Tracker, int, *candidate) (string, string) {
 	return "failed here", "the workload just failed here repeatedly; trying other hosts first"
 }
 
+// kindCheck keeps a workload on hosts whose agent runs its kind (VMs need
+// libvirt, containers containerd).
+type kindCheck struct{}
+
+func (kindCheck) ok(t *Tracker, h int, c *candidate) bool { return t.runsKind(h, c.kind) }
+
+func (kindCheck) why(_ *Tracker, _ int, c *candidate) (string, string) {
+	return "no " + string(c.kind) + " driver", "this host runs no " + string(c.kind) + "s"
+}
+
 // labelCheck enforces the workload's hard label constraints (Require).
 type labelCheck struct{}
 

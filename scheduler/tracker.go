@@ -129,7 +129,7 @@ func NewTracker(st *State) *Tracker {
 		added:    make(map[string]int32),
 		groups:   make(map[string]int32),
 		columns:  make(map[string]*labelColumn),
-		checks:   []checker{readyCheck{}, avoidCheck{}, labelCheck{}, antiAffinityCheck{}, resourceCheck{}},
+		checks:   []checker{readyCheck{}, kindCheck{}, avoidCheck{}, labelCheck{}, antiAffinityCheck{}, resourceCheck{}},
 		scorers:  []scorer{strategyScore{spread: st.Settings.Strategy == api.StrategySpread}, preferenceScore{}, spreadScore{}},
 	}
 	t.indexNodes(st.Nodes)
@@ -353,6 +353,24 @@ func (t *Tracker) spreadIndex(gid int32, key string) *spreadIndex {
 	return s
 }
 
+// runsKind reports whether host h runs workloads of kind k. A host that
+// registered no kinds runs VMs only; an empty kind is a VM.
+func (t *Tracker) runsKind(h int, k api.Kind) bool {
+	kinds := t.nodes[h].Node.Kinds
+	if k == "" {
+		k = api.KindVM
+	}
+	if len(kinds) == 0 {
+		return k == api.KindVM
+	}
+	for _, x := range kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
 // Host returns the index of a host by name.
 func (t *Tracker) host(name string) (int, bool) {
 	h, ok := t.index[name]
@@ -526,6 +544,7 @@ func without(s []int32, x int32) []int32 {
 // candidate is a workload being placed, with its placement parsed once and
 // compiled against the tracker's label columns.
 type candidate struct {
+	kind api.Kind
 	// avoid is the host index the workload must not go to now (-1: none).
 	avoid   int32
 	name    string
@@ -587,7 +606,7 @@ func (t *Tracker) candidate(w *api.Workload, isNew bool) (*candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &candidate{name: w.Name, cpus: w.CPUs, mem: w.Memory, prio: int32(w.Priority), group: -1, isNew: isNew, avoid: -1}
+	c := &candidate{name: w.Name, kind: w.Kind, cpus: w.CPUs, mem: w.Memory, prio: int32(w.Priority), group: -1, isNew: isNew, avoid: -1}
 	if host, ok := t.avoid[w.Name]; ok {
 		if h, ok := t.index[host]; ok {
 			c.avoid = int32(h)

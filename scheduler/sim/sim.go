@@ -14,7 +14,8 @@
 //	host clear NAME           # an operator lets a fenced host back in
 //	host label NAME k=v ...   # set labels (k= removes one)
 //	settings key=value ...    # strategy, preemption, tolerate, reserve-cpus, reserve-mem
-//	vm NAME cpus=N mem=SIZE [prio=N] [require=EXPR]... [prefer=EXPR]... [anti=GROUP] [spread=LABEL]
+//	vm NAME cpus=N mem=SIZE [prio=N] [require=EXPR]... [prefer=EXPR]... [anti=GROUP] [spread=LABEL] [image=REF]
+//	                          (image= makes it a container)
 //	delete NAME
 //	advance DURATION
 //	explain NAME
@@ -345,6 +346,10 @@ func (s *Sim) host(args []string) error {
 					return err
 				}
 				n.Memory = m
+			case "kinds":
+				for _, k := range strings.Split(v, ",") {
+					n.Kinds = append(n.Kinds, api.Kind(k))
+				}
 			case "ttl", "self":
 				d, err := time.ParseDuration(v)
 				if err != nil {
@@ -481,6 +486,8 @@ func (s *Sim) vm(args []string) error {
 	for _, kv := range args[1:] {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
+		case "image":
+			spec.Kind, spec.Image = api.KindContainer, v
 		case "cpus":
 			spec.CPUs, _ = strconv.Atoi(v)
 		case "mem":
