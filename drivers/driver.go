@@ -7,6 +7,7 @@ package drivers
 import (
 	"context"
 	"errors"
+	"io"
 
 	"github.com/bulwarkhq/bulwark/api"
 )
@@ -74,3 +75,9 @@ type Driver interface {
 
 // ErrNotFound: the runtime has no task for that workload.
 var ErrNotFound = errors.New("no such task")
+
+// Logger is implemented by drivers that keep a workload's output: a
+// container's stdout and stderr, a VM's serial console.
+type Logger interface {
+	Logs(ctx context.Context, workload string) (io.ReadCloser, error)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/bulwarkhq/bulwark/api"
@@ -136,4 +137,17 @@ func (s Set) Close() error {
 		errs = append(errs, d.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// Logs returns the workload's output from the driver that has it.
+func (s Set) Logs(ctx context.Context, workload string) (io.ReadCloser, error) {
+	d, _, err := s.owner(ctx, workload)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := d.(Logger)
+	if !ok {
+		return nil, fmt.Errorf("the %s driver keeps no output of %s", d.Name(), workload)
+	}
+	return l.Logs(ctx, workload)
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/drivers"
 )
 
 // serveHTTP runs the agent's own small API until ctx ends. GET /v1/tasks
@@ -31,6 +33,7 @@ func (a *Agent) serveHTTP(ctx context.Context, ln net.Listener) {
 		}
 		_ = json.NewEncoder(w).Encode(out)
 	})
+	mux.HandleFunc("GET /v1/logs/{workload}", a.serveLogs)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -52,4 +55,61 @@ func (a *Agent) listen() (net.Listener, error) {
 		return nil, fmt.Errorf("agent: listen on %s: %w", a.cfg.HTTPListen, err)
 	}
 	return ln, nil
+}
+
+// serveLogs streams a workload's output (container stdout/stderr, VM serial
+// console). With ?follow=true it keeps sending what is appended until the
+// client goes away, like tail -f.
+func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("workload")
+	fail := func(status int, code, msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(api.Error{Message: msg, Code: code})
+	}
+	if err := api.ValidateName("workload", name); err != nil {
+		fail(http.StatusBadRequest, api.CodeInvalid, err.Error())
+		return
+	}
+	lg, ok := a.cfg.Driver.(drivers.Logger)
+	if !ok {
+		fail(http.StatusNotImplemented, api.CodeInternal, "the "+a.cfg.Driver.Name()+" driver keeps no output")
+		return
+	}
+	rc, err := lg.Logs(r.Context(), name)
+	if err != nil {
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, drivers.ErrNotFound) {
+			status = http.StatusNotFound
+		}
+		fail(status, api.CodeNotFound, "logs of "+name+": "+err.Error())
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	follow := r.URL.Query().Get("follow") == "true"
+	fl, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := rc.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if !follow || !errors.Is(err, io.EOF) {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -53,6 +53,7 @@ func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx cont
 	mux.HandleFunc("GET /v1/workloads/{name}", h.getWorkload)
 	mux.HandleFunc("DELETE /v1/workloads/{name}", h.deleteWorkload)
 	mux.HandleFunc("GET /v1/workloads/{name}/explain", h.explainWorkload)
+	mux.HandleFunc("GET /v1/workloads/{name}/logs", h.workloadLogs)
 	mux.HandleFunc("GET /v1/allocations", h.listAllocations)
 	mux.HandleFunc("GET /v1/settings", h.getSettings)
 	mux.HandleFunc("PUT /v1/settings", h.putSettings)

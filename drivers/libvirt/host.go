@@ -2,8 +2,10 @@ package libvirt
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -317,4 +319,17 @@ func cpuHasVirtFlag(cpuinfo string) (bool, error) {
 		}
 	}
 	return false, sc.Err()
+}
+
+// Logs opens the VM's serial console log (drivers.Logger).
+func (d *Driver) Logs(ctx context.Context, workload string) (io.ReadCloser, error) {
+	path, err := d.ConsoleLog(workload)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("console log of %s: %w", workload, err)
+	}
+	return f, nil
 }
