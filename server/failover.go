@@ -200,12 +200,17 @@ func (f *failover) record(ctx context.Context, snap *clusterstore.Snapshot, tran
 		}
 		f.log.Log(ctx, level, "host state", "host", t.Host, "from", t.From, "to", t.To, "reason", t.Reason)
 	}
-	ok, _, err := f.store.Txn(ctx, []clusterstore.Cond{f.guard}, ops)
-	if err != nil {
-		return fmt.Errorf("record host states: %w", err)
-	}
-	if !ok {
-		return errLostLeadership
+	// In chunks: a new leader of a large cluster records every host at once.
+	for len(ops) > 0 {
+		n := min(len(ops), 4096)
+		ok, _, err := f.store.Txn(ctx, []clusterstore.Cond{f.guard}, ops[:n])
+		if err != nil {
+			return fmt.Errorf("record host states: %w", err)
+		}
+		if !ok {
+			return errLostLeadership
+		}
+		ops = ops[n:]
 	}
 	return nil
 }
