@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the real-daemon tests need on Debian 12 (libvirtd + QEMU with a
-# guest kernel and a busybox initramfs). Idempotent: when every package is
+# guest kernel and a busybox initramfs; containerd + runc, with a busybox image
+# the tests build themselves). Idempotent: when every package is
 # present it does nothing, not even `apt-get update`.
 #
 #   scripts/deps-real.sh          install (needs root or sudo)
@@ -34,8 +35,10 @@ pkgs=(
   qemu-system-x86            # qemu-system-x86_64
   qemu-utils                 # qemu-img, for test disk images
   linux-image-amd64          # a guest kernel in /boot
-  busybox-static             # the guest's userland, in the test's initramfs
+  busybox-static             # the guest's userland, in the test's initramfs; the containerd tests' image
   iproute2                   # bridges for the NIC tests
+  containerd                 # the containerd driver's tests (drivers/containerd/containerdtest)
+  runc                       # containerd's OCI runtime
 )
 
 missing=()
@@ -67,7 +70,7 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 
 # Verify what the tests rely on, so that a half-done install fails here and
 # not as a confusing test skip.
-for bin in libvirtd virtlogd qemu-system-x86_64 qemu-img ip; do
+for bin in libvirtd virtlogd qemu-system-x86_64 qemu-img ip containerd containerd-shim-runc-v2 runc; do
   command -v "$bin" >/dev/null || { echo "deps-real: $bin is missing after install" >&2; exit 1; }
 done
 [ -x /bin/busybox ] || { echo "deps-real: /bin/busybox is missing after install" >&2; exit 1; }

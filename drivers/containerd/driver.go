@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -170,16 +171,9 @@ type Driver struct {
 
 var (
 	_ drivers.Driver = (*Driver)(nil)
-	_ Logger         = (*Driver)(nil)
+	_ drivers.Logger = (*Driver)(nil)
 	_ Importer       = (*Driver)(nil)
 )
-
-// Logger is the optional ability to read a task's output.
-type Logger interface {
-	// Logs returns the task's stdout and stderr as written so far;
-	// drivers.ErrNotFound if there is none.
-	Logs(ctx context.Context, workload string) (io.ReadCloser, error)
-}
 
 // Importer is the optional ability to load images from local archives.
 type Importer interface {
@@ -197,6 +191,11 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("containerd driver: %w", err)
 	}
+	// A missing or dead socket fails here at once rather than after the
+	// client's connection timeout.
+	if err := dialable(cfg.Address); err != nil {
+		return nil, fmt.Errorf("containerd driver: %s does not answer: %w", cfg.Address, err)
+	}
 	c, err := client.New(cfg.Address,
 		client.WithDefaultNamespace(cfg.Namespace),
 		client.WithDefaultRuntime(cfg.Runtime))
@@ -210,6 +209,23 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("containerd driver: %s does not answer: %w", cfg.Address, err)
 	}
 	return &Driver{cfg: cfg, c: c}, nil
+}
+
+// dialable checks that a unix socket address accepts connections; other
+// addresses pass.
+func dialable(address string) error {
+	path, isUnix := strings.CutPrefix(address, "unix://")
+	if !isUnix && !strings.HasPrefix(address, "/") {
+		return nil
+	}
+	if !isUnix {
+		path = address
+	}
+	conn, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // Close closes the connection once the operations in progress have
@@ -705,9 +721,9 @@ func (d *Driver) Inspect(ctx context.Context, workload string) (drivers.Status, 
 	return st, nil
 }
 
-// PID returns the pid (in the host's pid namespace) of the workload's task:
-// its init process. drivers.ErrNotFound if the workload has no container
-// or its container no task (it was stopped).
+// PID returns the pid (in the host's pid namespace) of the init process of
+// the workload's running (or paused) task. drivers.ErrNotFound if the
+// workload has no container, or its task has exited or was stopped.
 func (d *Driver) PID(ctx context.Context, workload string) (uint32, error) {
 	if err := api.ValidateName("workload", workload); err != nil {
 		return 0, fmt.Errorf("pid: %w", err)
@@ -727,6 +743,16 @@ func (d *Driver) PID(ctx context.Context, workload string) (uint32, error) {
 	}
 	if err != nil {
 		return 0, fmt.Errorf("pid %s: %w", workload, err)
+	}
+	st, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		return 0, fmt.Errorf("pid %s: no task: %w", workload, drivers.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pid %s: task status: %w", workload, err)
+	}
+	if st.Status != client.Running && st.Status != client.Paused && st.Status != client.Pausing {
+		return 0, fmt.Errorf("pid %s: task is %s: %w", workload, st.Status, drivers.ErrNotFound)
 	}
 	return task.Pid(), nil
 }
@@ -769,10 +795,10 @@ func (d *Driver) List(ctx context.Context) ([]drivers.Status, error) {
 
 // Stop implements drivers.Driver: SIGTERM to the task, SIGKILL if it has
 // not exited by the context's deadline (or, without one, after
-// Config.StopTimeout); a cancelled context also ends the grace period. The
-// task is then deleted (its exit code is kept in the container's
-// LabelExitCode label); the container, its root file system and its log
-// stay.
+// Config.StopTimeout); a cancelled or expired context ends the grace
+// period, and Stop still kills the task. The task is then deleted (its
+// exit code is kept in the container's LabelExitCode label); the
+// container, its root file system and its log stay.
 func (d *Driver) Stop(ctx context.Context, workload string) error {
 	if err := api.ValidateName("workload", workload); err != nil {
 		return fmt.Errorf("stop: %w", err)
@@ -788,24 +814,34 @@ func (d *Driver) Stop(ctx context.Context, workload string) error {
 	}
 	defer unlock()
 
+	grace := ctx
+	if _, hasDeadline := ctx.Deadline(); !hasDeadline {
+		var cancel context.CancelFunc
+		grace, cancel = context.WithTimeout(ctx, d.cfg.StopTimeout)
+		defer cancel()
+	}
+	// Every call must run to its end even when the grace period is over.
+	bound := cleanupTimeout
+	if dl, ok := grace.Deadline(); ok {
+		bound += time.Until(dl)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bound)
+	defer cancel()
+
 	ctr, _, err := d.lookup(ctx, c, workload)
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", workload, err)
 	}
-	if _, hasDeadline := ctx.Deadline(); !hasDeadline {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.cfg.StopTimeout)
-		defer cancel()
-	}
-	if err := stopTask(ctx, ctr); err != nil {
+	if err := stopTask(ctx, grace, ctr); err != nil {
 		return fmt.Errorf("stop %s: %w", workload, err)
 	}
 	return nil
 }
 
-// stopTask ends ctr's task gracefully if it can within ctx, forcibly if
-// not, deletes it and records its exit code. No task is fine.
-func stopTask(ctx context.Context, ctr client.Container) error {
+// stopTask ends ctr's task gracefully if it exits before grace is done,
+// forcibly if not, deletes it and records its exit code. No task is fine.
+// ctx bounds the calls.
+func stopTask(ctx, grace context.Context, ctr client.Container) error {
 	task, err := ctr.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -813,10 +849,7 @@ func stopTask(ctx context.Context, ctr client.Container) error {
 	if err != nil {
 		return fmt.Errorf("load task: %w", err)
 	}
-	// The rest must run to its end even when ctx is over.
-	cctx, cancel := detached(ctx)
-	defer cancel()
-	st, err := task.Status(cctx)
+	st, err := task.Status(ctx)
 	if errdefs.IsNotFound(err) {
 		return nil
 	}
@@ -825,49 +858,87 @@ func stopTask(ctx context.Context, ctr client.Container) error {
 	}
 	if st.Status == client.Paused || st.Status == client.Pausing {
 		// A frozen process acts on no signal.
-		if err := task.Resume(cctx); err != nil && !errdefs.IsNotFound(err) {
+		if err := task.Resume(ctx); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("resume paused task: %w", err)
 		}
 	}
 	if st.Status != client.Stopped {
-		exited, err := task.Wait(cctx)
+		exited, err := waitExit(ctx, task)
 		if err != nil {
-			return fmt.Errorf("wait for task: %w", err)
+			return err
 		}
-		graceful := st.Status != client.Created // a created task has not run yet
+		// A created task has not run its process yet: nothing to ask.
+		graceful := st.Status != client.Created && grace.Err() == nil
 		if graceful {
-			if err := task.Kill(cctx, syscall.SIGTERM); err != nil && !gone(err) {
+			if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !gone(err) {
 				graceful = false
 			}
 		}
 		if graceful {
 			select {
 			case <-exited:
-			case <-ctx.Done():
+			case <-grace.Done():
 				graceful = false
 			}
 		}
 		if !graceful {
-			if err := task.Kill(cctx, syscall.SIGKILL, client.WithKillAll); err != nil && !gone(err) {
+			if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !gone(err) {
 				return fmt.Errorf("kill task: %w", err)
 			}
 			select {
 			case <-exited:
-			case <-cctx.Done():
-				return fmt.Errorf("task did not exit after SIGKILL: %w", cctx.Err())
+			case <-ctx.Done():
+				return fmt.Errorf("task did not exit after SIGKILL: %w", ctx.Err())
 			}
 		}
 	}
-	es, err := task.Delete(cctx, client.WithProcessKill)
+	es, err := task.Delete(ctx, client.WithProcessKill)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete task: %w", err)
 	}
 	if es != nil {
-		if _, err := ctr.SetLabels(cctx, map[string]string{LabelExitCode: strconv.FormatUint(uint64(es.ExitCode()), 10)}); err != nil && !errdefs.IsNotFound(err) {
+		if _, err := ctr.SetLabels(ctx, map[string]string{LabelExitCode: strconv.FormatUint(uint64(es.ExitCode()), 10)}); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("record exit code: %w", err)
 		}
 	}
 	return nil
+}
+
+// waitExit returns a channel closed when task has exited. It waits with
+// containerd's Wait, asking again if that call fails short of ctx's end
+// (the connection dropped), and falls back to polling the task's status.
+func waitExit(ctx context.Context, task client.Task) (<-chan struct{}, error) {
+	ch, err := task.Wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("wait for task: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case es, ok := <-ch:
+				if ok && es.Error() == nil {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+			// Wait failed: check the status, then wait again.
+			st, err := task.Status(ctx)
+			if errdefs.IsNotFound(err) || (err == nil && st.Status == client.Stopped) {
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+			if ch, err = task.Wait(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	return done, nil
 }
 
 // gone reports a kill that found no process: it has exited already.
@@ -944,9 +1015,11 @@ func removeLog(path string) error {
 	return nil
 }
 
-// Logs returns the workload's log file (stdout and stderr of its tasks,
-// appended across restarts of the same epoch); drivers.ErrNotFound if
-// there is none. The caller closes it.
+// Logs implements drivers.Logger: it opens the workload's log file (stdout
+// and stderr of its tasks, appended across restarts of the same epoch,
+// started afresh by a new epoch); drivers.ErrNotFound if there is none.
+// Reading past the end and again later follows the file. The caller
+// closes it.
 func (d *Driver) Logs(ctx context.Context, workload string) (io.ReadCloser, error) {
 	if err := api.ValidateName("workload", workload); err != nil {
 		return nil, fmt.Errorf("logs: %w", err)
@@ -1084,11 +1157,22 @@ func signalName(sig syscall.Signal) string {
 	}
 }
 
-// readable drops the gRPC wrapping of a runtime error where it only adds
-// noise ("rpc error: code = Unknown desc = ..."), keeping errdefs matching.
+// readable drops the ": unknown" that containerd appends to runtime
+// errors (their gRPC code), keeping the error for errors.Is and errdefs.
 func readable(err error) error {
+	if msg, ok := strings.CutSuffix(err.Error(), ": unknown"); ok {
+		return readableError{msg: msg, err: err}
+	}
 	return err
 }
+
+type readableError struct {
+	msg string
+	err error
+}
+
+func (e readableError) Error() string { return e.msg }
+func (e readableError) Unwrap() error { return e.err }
 
 // keyedMutex serialises operations per workload without holding up others;
 // waiting respects the caller's context.

@@ -381,8 +381,18 @@ func (d *Daemon) removeAll() error {
 		}
 		_ = c.NamespaceService().Delete(nctx, ns)
 		removeCgroupDirs(ns)
+		_ = syscall.Rmdir(filepath.Join(runcRoot, ns)) // only if empty
 	}
 	return errors.Join(errs...)
+}
+
+// removeCgroupDirs removes the (empty) cgroup v1 directories runc made for
+// a namespace: /sys/fs/cgroup/<controller>/<namespace>.
+func removeCgroupDirs(ns string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
+	for _, dir := range dirs {
+		_ = syscall.Rmdir(dir)
+	}
 }
 
 func removeContainer(ctx context.Context, ctr client.Container) error {
@@ -409,15 +419,6 @@ func removeContainer(ctx context.Context, ctr client.Container) error {
 	return nil
 }
 
-// removeCgroupDirs removes the (empty) cgroup v1 directories runc made for
-// a namespace: /sys/fs/cgroup/<controller>/<namespace>.
-func removeCgroupDirs(ns string) {
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
-	for _, dir := range dirs {
-		_ = syscall.Rmdir(dir)
-	}
-}
-
 // leftovers kills the shims still serving the daemon in dir and
 // force-deletes, with runc, every container whose bundle is still in its
 // state directory. It is the fallback for a daemon that could not be
@@ -439,6 +440,7 @@ func leftovers(dir string) {
 		_ = exec.Command(runc, "--root", filepath.Join(runcRoot, ns), "delete", "--force", id).Run()
 		_ = syscall.Unmount(filepath.Join(b, "rootfs"), syscall.MNT_DETACH)
 		removeCgroupDirs(ns)
+		_ = syscall.Rmdir(filepath.Join(runcRoot, ns))
 	}
 }
 
@@ -573,7 +575,8 @@ func socketAnswers(path string) bool {
 	return syscall.Connect(fd, &syscall.SockaddrUnix{Name: path}) == nil
 }
 
-// tail returns the last n lines of a file, for error messages.
+// tail returns the last n lines of a file, for error messages, without
+// containerd's list of the plugins it loads.
 func tail(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -584,6 +587,9 @@ func tail(path string, n int) string {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
+		if strings.Contains(sc.Text(), "loading plugin") {
+			continue // start-up noise
+		}
 		lines = append(lines, sc.Text())
 		if len(lines) > n {
 			lines = lines[1:]
