@@ -6,9 +6,11 @@
 //
 // Every setting has one YAML key (dotted here for nesting: etcd.ca_file is
 // the key ca_file under etcd:), one environment variable (BULWARK_...) and
-// one flag; Settings lists them. The file is decoded strictly: an unknown
-// key, a duplicate key, a value of the wrong shape or an invalid value is
-// a Problem naming the file, line, column and reason. Values from the
+// one flag; Settings lists them. The exception is the server's per-host
+// fence device list (fencing.hosts), which only a file can give: see
+// Fencing. The file is decoded strictly: an unknown key, a duplicate key, a
+// value of the wrong shape or an invalid value is a Problem naming the
+// file, line, column and reason. Values from the
 // environment and from flags are checked by the same rules and name the
 // variable or flag instead. All problems found are reported together.
 //
@@ -94,13 +96,21 @@ type Server struct {
 	// SessionTTL is the leadership lease TTL.
 	SessionTTL time.Duration
 	Etcd       Etcd
+	// Fencing is how the leader fences lost hosts: timing, and each host's
+	// fence devices.
+	Fencing Fencing
 
 	origins origins
 }
 
-// BMC is this host's Redfish BMC, through which the cluster's leader powers
-// the host off before restarting its workloads elsewhere (fencing). It is
-// validated now; the fencing code that uses it comes with a later issue.
+// BMC is the agent's old `bmc:` section.
+//
+// Deprecated: fence devices are configured on the server (Fencing, the
+// fencing.hosts key of server.yaml): the leader is what fences a lost host,
+// so the BMC password must live where the leader runs, not on the host that
+// is being fenced. The agent still accepts and checks the values, so that
+// an agent.yaml of an earlier release keeps loading after an upgrade, but
+// ignores them, and `bulwarkd config check` and the agent's log say so.
 type BMC struct {
 	// URL is the BMC's base URL, e.g. https://10.0.1.11 (the Redfish
 	// service root is URL/redfish/v1). Empty: no BMC configured.
@@ -132,7 +142,8 @@ type Agent struct {
 	// CPUs and Memory override what libvirt reports; 0: what it reports.
 	CPUs   int
 	Memory api.ByteSize
-	BMC    BMC
+	// BMC is deprecated and ignored; see BMC.
+	BMC BMC
 
 	origins origins
 }
@@ -144,6 +155,7 @@ func DefaultServer() *Server {
 		LogLevel:   "info",
 		SessionTTL: 5 * time.Second,
 		Etcd:       defaultEtcd(),
+		Fencing:    defaultFencing(),
 		origins:    origins{},
 	}
 }

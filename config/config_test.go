@@ -29,6 +29,16 @@ func valueOf(cfg any, key string) any {
 			return c.LogLevel
 		case "session_ttl":
 			return c.SessionTTL
+		case "fencing.device_timeout":
+			return c.Fencing.DeviceTimeout
+		case "fencing.retry_interval":
+			return c.Fencing.RetryInterval
+		case "fencing.check_interval":
+			return c.Fencing.CheckInterval
+		case "fencing.suspect_grace":
+			return c.Fencing.SuspectGrace
+		case "fencing.hosts":
+			return c.Fencing.Hosts
 		}
 	case *Agent:
 		e = c.Etcd
@@ -173,6 +183,10 @@ func samples(kind Kind) []sample {
 	if kind == KindServer {
 		return append(s,
 			sample{key: "listen", file: "0.0.0.0:7001", env: "0.0.0.0:7002", flag: []string{"[::1]:7003"}, fileV: "0.0.0.0:7001", envV: "0.0.0.0:7002", flV: "[::1]:7003"},
+			sample{key: "fencing.device_timeout", file: "30s", env: "45s", flag: []string{"1m"}, fileV: 30 * time.Second, envV: 45 * time.Second, flV: time.Minute},
+			sample{key: "fencing.retry_interval", file: "2s", env: "10s", flag: []string{"1s"}, fileV: 2 * time.Second, envV: 10 * time.Second, flV: time.Second},
+			sample{key: "fencing.check_interval", file: "1m", env: "10s", flag: []string{"1h"}, fileV: time.Minute, envV: 10 * time.Second, flV: time.Hour},
+			sample{key: "fencing.suspect_grace", file: "2s", env: "500ms", flag: []string{"0s"}, fileV: 2 * time.Second, envV: 500 * time.Millisecond, flV: time.Duration(0)},
 		)
 	}
 	bmc := func(except string) map[string][]string {
@@ -267,6 +281,12 @@ func TestPrecedence(t *testing.T) {
 			})
 		}
 		for _, s := range Settings(kind) {
+			if s.FileOnly {
+				if s.Env != "" || s.Flag != "" {
+					t.Errorf("%s setting %s is file-only but has a variable or flag", kind, s.Key)
+				}
+				continue // TestFencingHostsFileOnly
+			}
 			if !covered[s.Key] {
 				t.Errorf("%s setting %s has no precedence sample", kind, s.Key)
 			}
@@ -373,6 +393,15 @@ func invalidValues() []invalid {
 		invalid{kind: KindServer, key: "listen", val: "0.0.0.0:http", want: `port "http" is not a number from 0 to 65535`},
 		invalid{kind: KindServer, key: "listen", val: "0.0.0.0:70000", want: `port "70000"`},
 		invalid{kind: KindServer, key: "listen", val: "a b:1", want: `"a b" is not a host name or address`},
+		invalid{kind: KindServer, key: "fencing.device_timeout", val: "20", want: `"20" is not a duration`},
+		invalid{kind: KindServer, key: "fencing.device_timeout", val: "500ms", want: "500ms is out of range: use 1s to 10m"},
+		invalid{kind: KindServer, key: "fencing.device_timeout", val: "11m", want: "11m is out of range"},
+		invalid{kind: KindServer, key: "fencing.retry_interval", val: "0s", want: "0s is out of range: use 1s to 10m"},
+		invalid{kind: KindServer, key: "fencing.retry_interval", val: "soon", want: `"soon" is not a duration`},
+		invalid{kind: KindServer, key: "fencing.check_interval", val: "100ms", want: "100ms is out of range: use 1s to 1h"},
+		invalid{kind: KindServer, key: "fencing.check_interval", val: "2h", want: "2h is out of range"},
+		invalid{kind: KindServer, key: "fencing.suspect_grace", val: "-1s", want: "-1s is out of range: use 0s to 10m"},
+		invalid{kind: KindServer, key: "fencing.suspect_grace", val: "1h", want: "1h is out of range"},
 
 		invalid{kind: KindAgent, key: "name", val: "-host", want: `host name "-host" is not a DNS label`},
 		invalid{kind: KindAgent, key: "libvirt.uri", val: "not a uri", want: "is not a libvirt URI such as qemu:///system"},
@@ -543,7 +572,7 @@ Name: x
 		p + `:5:3: unknown key "etcd.cafile" (did you mean "etcd.ca_file"?)`,
 		p + `:6:3: unknown key "etcd.bogus"`,
 		p + `:7:1: unknown key "ca_file" (did you mean "etcd.ca_file"?)`,
-		p + `:8:1: unknown key "bmc": that is an agent setting; this is a server config`,
+		p + `:8:1: unknown key "bmc": that is an agent setting; this is a server config (and a deprecated one: give each host's fence devices here, under fencing.hosts)`,
 		p + `:10:1: unknown key "Name" (did you mean "name"?)`,
 	}
 	var got []string
@@ -719,6 +748,12 @@ func TestPackagedConfigs(t *testing.T) {
 		text := string(data)
 		for _, s := range Settings(kind) {
 			last := s.Key[strings.LastIndex(s.Key, ".")+1:]
+			if s.FileOnly {
+				if !strings.Contains(text, "#"+last+":") {
+					t.Errorf("%s does not document %s (#%s:)", p, s.Key, last)
+				}
+				continue
+			}
 			if !strings.Contains(text, "#"+last+":") || !strings.Contains(text, s.Env) || !strings.Contains(text, "--"+s.Flag) {
 				t.Errorf("%s does not document %s (#%s:, %s, --%s)", p, s.Key, last, s.Env, s.Flag)
 			}
@@ -738,11 +773,21 @@ func TestPackagedConfigs(t *testing.T) {
 		if strings.Contains(filepath.Base(p), "agent") {
 			want = KindAgent
 			a := cfg.(*Agent)
-			if a.BMC.URL == "" || a.Name == "" || len(a.Etcd.Endpoints) != 3 || !a.Etcd.TLSEnabled() {
-				t.Errorf("%s: want a named host with a BMC and 3 etcd members over TLS: %+v", p, a)
+			// The agent's bmc settings are deprecated: the examples
+			// configure fencing on the server.
+			if a.BMC != (BMC{}) || a.Name == "" || len(a.Etcd.Endpoints) != 3 || !a.Etcd.TLSEnabled() {
+				t.Errorf("%s: want a named host without bmc: and 3 etcd members over TLS: %+v", p, a)
 			}
 		} else if s := cfg.(*Server); len(s.Etcd.Endpoints) != 3 || !s.Etcd.TLSEnabled() {
 			t.Errorf("%s: want 3 etcd members over TLS: %+v", p, s)
+		} else if hosts := s.Fencing.HostNames(); !reflect.DeepEqual(hosts, []string{"host-1", "host-2", "host-3"}) {
+			t.Errorf("%s: want fence devices for host-1..3, got %v", p, hosts)
+		} else {
+			for _, d := range s.Fencing.Devices() {
+				if d.Type != FenceTypeRedfish || d.PasswordFile == "" || d.CAFile == "" || d.Insecure || !strings.HasPrefix(d.URL, "https://10.0.1.") {
+					t.Errorf("%s: %s: want a verified redfish BMC with a password file: %+v", p, d.Key(""), d)
+				}
+			}
 		}
 		if cfg.Kind() != want {
 			t.Errorf("%s: kind %s, want %s", p, cfg.Kind(), want)

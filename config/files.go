@@ -10,24 +10,71 @@ import (
 	"strings"
 )
 
-// CheckFiles checks that the etcd TLS files can be read and parsed.
+// CheckFiles checks that the etcd TLS files can be read and parsed, and
+// that every fence device's password file and CA file can: a password file
+// must be a regular file that neither its group nor others may access
+// (mode 0600 or 0400), holding the password (one trailing newline is
+// ignored) and nothing else.
 func (s *Server) CheckFiles() error {
-	return asError(checkEtcdFiles(s.Etcd, s.origins))
+	ps := checkEtcdFiles(s.Etcd, s.origins)
+	ps = append(ps, checkFenceFiles(s.Fencing, s.origins)...)
+	return asError(dedupe(ps))
 }
 
-// CheckFiles checks the etcd TLS files and the BMC password file.
+// CheckFiles checks the etcd TLS files. The deprecated bmc.password_file
+// is not read: the agent ignores it.
 func (a *Agent) CheckFiles() error {
-	ps := checkEtcdFiles(a.Etcd, a.origins)
-	if p := a.BMC.PasswordFile; p != "" {
-		if _, err := readPassword(p); err != nil {
-			ps = append(ps, Problem{Origin: a.origins.get("bmc.password_file"), Key: "bmc.password_file", Msg: err.Error()})
-		}
-	}
-	return asError(ps)
+	return asError(checkEtcdFiles(a.Etcd, a.origins))
 }
 
 // Password reads the BMC password: the first line of PasswordFile.
+//
+// Deprecated: the agent's bmc settings are ignored; see BMC.
 func (b BMC) Password() (string, error) { return readPassword(b.PasswordFile) }
+
+func checkFenceFiles(f Fencing, o origins) []Problem {
+	var ps []Problem
+	for _, d := range f.Devices() {
+		if d.PasswordFile != "" {
+			if _, err := ReadFencePassword(d.PasswordFile); err != nil {
+				ps = append(ps, Problem{Origin: o.get(d.Key("password_file")), Key: d.Key("password_file"), Msg: err.Error()})
+			}
+		}
+		if d.CAFile != "" {
+			if _, err := loadCA(d.CAFile); err != nil {
+				ps = append(ps, Problem{Origin: o.get(d.Key("ca_file")), Key: d.Key("ca_file"), Msg: err.Error()})
+			}
+		}
+	}
+	return ps
+}
+
+// ReadFencePassword reads a fence device's password file as the fencing
+// code does (the whole file, one trailing newline ignored) and refuses a
+// file its group or others may access, an empty one and one of several
+// lines.
+func ReadFencePassword(path string) (string, error) {
+	fi, err := statRegular(path)
+	if err != nil {
+		return "", err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%s has mode %04o: it holds a BMC password, so neither its group nor others may have any access; "+
+			"make it 0600 (or 0400), owned by the server's user (bulwark)", path, perm)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %v", path, cause(err))
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	switch {
+	case pw == "":
+		return "", fmt.Errorf("%s is empty: put the BMC password in it", path)
+	case strings.ContainsAny(pw, "\r\n"):
+		return "", fmt.Errorf("%s has more than one line: it must hold the password alone (one trailing newline is ignored)", path)
+	}
+	return pw, nil
+}
 
 func checkEtcdFiles(e Etcd, o origins) []Problem {
 	var ps []Problem
@@ -130,14 +177,10 @@ func readPassword(path string) (string, error) {
 
 // readRegular reads a regular file; a secret must not be readable by everyone.
 func readRegular(path string, secret bool) ([]byte, error) {
-	fi, err := os.Stat(path)
+	fi, err := statRegular(path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%s does not exist", path)
 	case err != nil:
-		return nil, fmt.Errorf("cannot read %s: %v", path, cause(err))
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%s is not a regular file", path)
+		return nil, err
 	case secret && fi.Mode().Perm()&0o004 != 0:
 		return nil, fmt.Errorf("%s is readable by everyone (mode %04o): it holds a secret; chmod o-rwx it", path, fi.Mode().Perm())
 	}
@@ -146,6 +189,20 @@ func readRegular(path string, secret bool) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read %s: %v", path, cause(err))
 	}
 	return data, nil
+}
+
+// statRegular finds a regular file (following symbolic links).
+func statRegular(path string) (fs.FileInfo, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s does not exist", path)
+	case err != nil:
+		return nil, fmt.Errorf("cannot read %s: %v", path, cause(err))
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	return fi, nil
 }
 
 // cause drops the operation and path from an *fs.PathError.

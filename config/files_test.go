@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -132,27 +133,76 @@ func TestCheckFilesEtcdTLS(t *testing.T) {
 	}
 }
 
-func TestCheckFilesBMCPassword(t *testing.T) {
+// The agent's bmc settings are deprecated and ignored: the agent no longer
+// reads the password file, so a missing or open one does not stop it.
+func TestCheckFilesAgentIgnoresBMCPassword(t *testing.T) {
 	dir := t.TempDir()
 	good := writeFile(t, dir, "pw", "s3cret\nignored\n")
-	empty := writeFile(t, dir, "empty", "\n")
+	if err := os.Chmod(good, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	open := writeFile(t, dir, "open", "s3cret\n")
-	for _, p := range []string{good, empty} {
-		if err := os.Chmod(p, 0o600); err != nil {
+	for _, file := range []string{good, open, filepath.Join(dir, "missing")} {
+		p := writeFile(t, t.TempDir(), "a.yaml", "kind: agent\nbmc:\n  url: https://bmc\n  username: u\n  password_file: "+file+"\n")
+		cfg, err := LoadAgent(Inputs{Path: p})
+		if err != nil {
 			t.Fatal(err)
 		}
+		if err := cfg.CheckFiles(); err != nil {
+			t.Errorf("%s: %v", file, err)
+		}
 	}
+	if pw, err := (BMC{PasswordFile: good}).Password(); pw != "s3cret" || err != nil {
+		t.Errorf("Password() = %q, %v", pw, err)
+	}
+}
+
+func TestCheckFilesFencing(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := selfSigned(t, dir, "bmc-ca")
+	pw := func(name, content string, mode os.FileMode) string {
+		p := writeFile(t, dir, name, content)
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := pw("good", "s3cret\n", 0o600)
+	readOnly := pw("ro", "s3cret", 0o400)
+	crlf := pw("crlf", "s3cret\r\n", 0o600)
+	groupRead := pw("group-read", "s3cret\n", 0o640)
+	groupWrite := pw("group-write", "s3cret\n", 0o620)
+	world := pw("world", "s3cret\n", 0o604)
+	empty := pw("empty", "\n", 0o600)
+	twoLines := pw("two-lines", "s3cret\nmore\n", 0o600)
+	notPEM := pw("not.pem", "hello\n", 0o644)
 	missing := filepath.Join(dir, "missing")
 	for _, c := range []struct {
-		file, want string
+		file, ca string
+		key      string // of the problem; "" for none
+		col      int
+		want     string
 	}{
-		{good, ""},
-		{missing, missing + " does not exist"},
-		{empty, empty + " is empty: put the password on its first line"},
-		{open, open + " is readable by everyone (mode 0644): it holds a secret"},
+		{good, ca, "", 0, ""},
+		{readOnly, "", "", 0, ""},
+		{crlf, "", "", 0, ""},
+		{missing, "", "password_file", 24, missing + " does not exist"},
+		{dir, "", "password_file", 24, dir + " is not a regular file"},
+		{groupRead, "", "password_file", 24, groupRead + " has mode 0640: it holds a BMC password, so neither its group nor others may have any access; make it 0600 (or 0400)"},
+		{groupWrite, "", "password_file", 24, groupWrite + " has mode 0620"},
+		{world, "", "password_file", 24, world + " has mode 0604"},
+		{empty, "", "password_file", 24, empty + " is empty: put the BMC password in it"},
+		{twoLines, "", "password_file", 24, twoLines + " has more than one line"},
+		{good, missing, "ca_file", 18, missing + " does not exist"},
+		{good, notPEM, "ca_file", 18, notPEM + " holds no PEM certificate"},
 	} {
-		p := writeFile(t, t.TempDir(), "a.yaml", "kind: agent\nbmc:\n  url: https://bmc\n  username: u\n  password_file: "+c.file+"\n")
-		cfg, err := LoadAgent(Inputs{Path: p})
+		body := "kind: server\nfencing:\n  hosts:\n    host-1:\n      - type: redfish\n        url: https://10.0.1.11\n        username: u\n" +
+			"        password_file: " + c.file + "\n"
+		if c.ca != "" {
+			body += "        ca_file: " + c.ca + "\n"
+		}
+		p := writeFile(t, t.TempDir(), "s.yaml", body)
+		cfg, err := LoadServer(Inputs{Path: p})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,13 +211,18 @@ func TestCheckFilesBMCPassword(t *testing.T) {
 			if err != nil {
 				t.Errorf("%s: %v", c.file, err)
 			}
-			if pw, err := cfg.BMC.Password(); pw != "s3cret" || err != nil {
-				t.Errorf("Password() = %q, %v", pw, err)
+			if got, err := ReadFencePassword(c.file); got != "s3cret" || err != nil {
+				t.Errorf("ReadFencePassword(%s) = %q, %v", c.file, got, err)
 			}
 			continue
 		}
-		if err == nil || !strings.HasPrefix(err.Error(), p+":5:18: bmc.password_file: "+c.want) {
-			t.Errorf("%s: %v, want %s", c.file, err, c.want)
+		line := 8
+		if c.key == "ca_file" {
+			line = 9
+		}
+		want := fmt.Sprintf("%s:%d:%d: fencing.hosts.host-1[1].%s: %s", p, line, c.col, c.key, c.want)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s:\n got %v\nwant %s", c.file, err, want)
 		}
 	}
 }

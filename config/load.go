@@ -326,6 +326,14 @@ func (w *walker) setting(s setting, n *yaml.Node) {
 	if isNull(n) {
 		return // no value: the default applies
 	}
+	if s.shape == tree {
+		ps := s.node(w.cfg, n, w.doc.path, w.o)
+		w.ps = append(w.ps, ps...)
+		if len(ps) == 0 {
+			w.o[s.Key] = nodeOrigin(w.doc.path, n)
+		}
+		return
+	}
 	var v value
 	bad := func(want string) { w.problem(n, s.Key, fmt.Sprintf("expected %s, got %s", want, describe(n))) }
 	switch s.shape {
@@ -384,6 +392,9 @@ func applyEnv(kind Kind, cfg any, o origins, env func(string) (string, bool)) []
 	}
 	var ps []Problem
 	for _, s := range schema(kind) {
+		if s.FileOnly {
+			continue
+		}
 		raw, ok := env(s.Env)
 		if !ok || raw == "" {
 			continue
@@ -406,7 +417,9 @@ func applyFlags(kind Kind, cfg any, o origins, flags map[string][]string) []Prob
 	sort.Strings(names)
 	byFlag := map[string]setting{}
 	for _, s := range schema(kind) {
-		byFlag[s.Flag] = s
+		if !s.FileOnly {
+			byFlag[s.Flag] = s
+		}
 	}
 	var ps []Problem
 	for _, name := range names {
@@ -426,6 +439,9 @@ func applyFlags(kind Kind, cfg any, o origins, flags map[string][]string) []Prob
 }
 
 func applyStrings(s setting, cfg any, in []string) error {
+	if s.shape == tree {
+		return fmt.Errorf("%s can only be given in the config file", s.Key)
+	}
 	v, err := fromStrings(s.shape, in)
 	if err != nil {
 		return err
@@ -490,7 +506,11 @@ func unknownKey(kind Kind, full string) string {
 		other = KindServer
 	}
 	if _, ok := lookupSetting(other, full); ok || sections(other)[full] {
-		return fmt.Sprintf("%s: that is %s setting; this is %s config", msg, other.article(), kind.article())
+		msg = fmt.Sprintf("%s: that is %s setting; this is %s config", msg, other.article(), kind.article())
+		if kind == KindServer && (full == "bmc" || strings.HasPrefix(full, "bmc.")) {
+			msg += " (and a deprecated one: give each host's fence devices here, under fencing.hosts)"
+		}
+		return msg
 	}
 	if s := suggest(kind, full); s != "" {
 		return fmt.Sprintf("%s (did you mean %q?)", msg, s)

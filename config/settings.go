@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/bulwarkhq/bulwark/api"
 )
 
@@ -31,6 +33,9 @@ type Setting struct {
 	Repeatable bool
 	// Bool: the flag takes no value (--bmc-insecure or --bmc-insecure=false).
 	Bool bool
+	// FileOnly: only the config file can give this setting; Env and Flag
+	// are empty (fencing.hosts: see Fencing).
+	FileOnly bool
 }
 
 // Settings lists every setting of a kind in file order.
@@ -49,6 +54,7 @@ const (
 	scalar shape = iota // one value
 	list                // a YAML sequence, or a comma-separated scalar
 	pairs               // a YAML mapping of key: value
+	tree                // a structure only a file can give, parsed by setting.node
 )
 
 // value is one raw value from a file, a variable or flags.
@@ -63,6 +69,10 @@ type setting struct {
 	shape shape
 	// apply parses v, checks it and stores it in cfg (*Server or *Agent).
 	apply func(cfg any, v value) error
+	// node parses, checks and stores a tree setting from its YAML node,
+	// recording the origins of what it holds in o; it reports every
+	// problem with its place in file.
+	node func(cfg any, n *yaml.Node, file string, o origins) []Problem
 }
 
 // schema builds the settings of a kind (cheap; built per call so that no
@@ -108,7 +118,8 @@ func serverSchema() []setting {
 		sessionTTLSetting("5s", "leadership lease TTL: how long a dead leader keeps leadership",
 			func(c any) *time.Duration { return &srv(c).SessionTTL }),
 	}
-	return append(s, etcdSchema(func(c any) *Etcd { return &srv(c).Etcd })...)
+	s = append(s, etcdSchema(func(c any) *Etcd { return &srv(c).Etcd })...)
+	return append(s, fencingSchema(func(c any) *Fencing { return &srv(c).Fencing })...)
 }
 
 func agentSchema() []setting {
@@ -142,16 +153,16 @@ func agentSchema() []setting {
 			Usage: "memory offered to the scheduler, e.g. 64GiB; 0: what libvirt reports"},
 			func(c any) *api.ByteSize { return &ag(c).Memory }),
 		stringSetting(Setting{Key: "bmc.url", Env: "BULWARK_BMC_URL", Flag: "bmc-url", Default: "",
-			Usage: "this host's Redfish BMC, e.g. https://10.0.1.11 (for fencing; not used yet)"},
+			Usage: "DEPRECATED, ignored: fence devices are configured on the server (fencing.hosts in server.yaml)"},
 			func(c any) *string { return &ag(c).BMC.URL }, optional(checkBMCURL)),
 		stringSetting(Setting{Key: "bmc.username", Env: "BULWARK_BMC_USERNAME", Flag: "bmc-username", Default: "",
-			Usage: "BMC user name"},
+			Usage: "DEPRECATED, ignored (see bmc.url)"},
 			func(c any) *string { return &ag(c).BMC.Username }, checkNoControl),
 		stringSetting(Setting{Key: "bmc.password_file", Env: "BULWARK_BMC_PASSWORD_FILE", Flag: "bmc-password-file", Default: "",
-			Usage: "file holding the BMC password (not readable by everyone)"},
+			Usage: "DEPRECATED, ignored (see bmc.url)"},
 			func(c any) *string { return &ag(c).BMC.PasswordFile }, optional(checkAbsPath)),
 		boolSetting(Setting{Key: "bmc.insecure", Env: "BULWARK_BMC_INSECURE", Flag: "bmc-insecure", Default: "false",
-			Usage: "skip verifying the BMC's TLS certificate"},
+			Usage: "DEPRECATED, ignored (see bmc.url)"},
 			func(c any) *bool { return &ag(c).BMC.Insecure }),
 	)
 }

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bulwarkhq/bulwark/config"
+	"github.com/bulwarkhq/bulwark/fencing"
+	"github.com/bulwarkhq/bulwark/fencing/redfish"
+	"github.com/bulwarkhq/bulwark/server"
 )
 
 // exitConfig is the exit status for a configuration that cannot work
@@ -26,6 +30,9 @@ func configFlags(kind config.Kind) []cli.Flag {
 	flags := []cli.Flag{&cli.StringFlag{Name: "config", Usage: fmt.Sprintf(
 		"YAML config file (default %s, where a missing file means defaults; a file named here must exist)", kind.DefaultPath())}}
 	for _, s := range config.Settings(kind) {
+		if s.FileOnly {
+			continue // fencing.hosts: no flag
+		}
 		usage := s.Usage
 		if s.Default != "" && !strings.Contains(usage, "default") && !s.Bool {
 			usage += " (default " + s.Default + ")"
@@ -47,7 +54,7 @@ func configFlags(kind config.Kind) []cli.Flag {
 func givenFlags(c *cli.Context, kind config.Kind) map[string][]string {
 	m := map[string][]string{}
 	for _, s := range config.Settings(kind) {
-		if !c.IsSet(s.Flag) {
+		if s.FileOnly || !c.IsSet(s.Flag) {
 			continue
 		}
 		switch {
@@ -166,9 +173,11 @@ func configCommand() *cli.Command {
 			Description: "Reads each file as `bulwarkd server` or `bulwarkd agent` would at start and reports every\n" +
 				"problem with its file, line and reason: unknown or duplicate keys, values of the wrong\n" +
 				"shape, invalid values, settings that need each other. It then checks that the files the\n" +
-				"config names (etcd TLS certificates and key, the BMC password file) exist and parse, as\n" +
-				"the user running the check; run it as the daemon's user to be sure (bulwark for the\n" +
-				"server, root for the agent). Environment variables and flags are not applied.\n\n" +
+				"config names (etcd TLS certificates and key; the fence devices' password and CA files,\n" +
+				"which must not be accessible to group or others) exist and parse, as the user running\n" +
+				"the check; run it as the daemon's user to be sure (bulwark for the server, root for the\n" +
+				"agent). Environment variables and flags are not applied; a fence device's password_env\n" +
+				"that is not set in the check's own environment is a warning.\n\n" +
 				"Whether a file is a server or an agent config is read from its top-level `kind:` key\n" +
 				"(kind: server or kind: agent; the packaged files have one), or given with --kind; if both\n" +
 				"are present they must agree.\n\n" +
@@ -177,7 +186,7 @@ func configCommand() *cli.Command {
 				"  sudo -u bulwark bulwarkd config check /etc/bulwark/server.yaml",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "kind", Usage: "server or agent (default: the file's top-level kind: key)"},
-				&cli.BoolFlag{Name: "skip-files", Usage: "do not check the files the config names (TLS files, BMC password)"},
+				&cli.BoolFlag{Name: "skip-files", Usage: "do not check the files the config names (TLS files, fence device password and CA files)"},
 			},
 			Action: func(c *cli.Context) error {
 				if c.NArg() == 0 {
@@ -203,7 +212,7 @@ func configCommand() *cli.Command {
 						continue
 					}
 					fmt.Fprintf(c.App.Writer, "%s: ok (%s config)\n", path, cfg.Kind())
-					for _, w := range configWarnings(cfg) {
+					for _, w := range configWarnings(cfg, !c.Bool("skip-files")) {
 						fmt.Fprintf(c.App.Writer, "%s: warning: %s\n", path, w)
 					}
 				}
@@ -216,17 +225,30 @@ func configCommand() *cli.Command {
 	}
 }
 
-// configWarnings are the settings that are valid but not in effect yet.
-func configWarnings(cfg config.Config) []string {
+// configWarnings are the settings that are valid but not in effect, or
+// not safe; with files, also the fence devices' password variables missing
+// from this environment.
+func configWarnings(cfg config.Config, files bool) []string {
 	var e config.Etcd
 	var w []string
 	switch c := cfg.(type) {
 	case *config.Server:
 		e = c.Etcd
+		for _, d := range c.Fencing.Devices() {
+			if d.Insecure {
+				w = append(w, fmt.Sprintf("%s: %s: the BMC's TLS certificate is not verified: whoever can answer for %s "+
+					"gets the BMC password; prefer ca_file", lineOf(c.Origin(d.Key("insecure"))), d.Key("insecure"), d.URL))
+			}
+			if files && d.PasswordEnv != "" && os.Getenv(d.PasswordEnv) == "" {
+				w = append(w, fmt.Sprintf("%s: %s: $%s is not set in this environment; the server needs it in its own "+
+					"(e.g. EnvironmentFile= in a drop-in for bulwark-server.service) and refuses to start without it",
+					lineOf(c.Origin(d.Key("password_env"))), d.Key("password_env"), d.PasswordEnv))
+			}
+		}
 	case *config.Agent:
 		e = c.Etcd
-		if c.BMC.URL != "" {
-			w = append(w, "bmc is checked but not used yet: fencing through the BMC comes with a later release")
+		if c.BMC != (config.BMC{}) {
+			w = append(w, bmcDeprecated)
 		}
 	}
 	if e.TLSEnabled() {
@@ -234,4 +256,58 @@ func configWarnings(cfg config.Config) []string {
 			"while they are set (docs/install.md, \"TLS to etcd: status\")"}, w...)
 	}
 	return w
+}
+
+// bmcDeprecated is the warning about the agent's old bmc: section.
+const bmcDeprecated = "bmc is deprecated and ignored: fence devices are configured on the servers, under fencing.hosts in " +
+	"server.yaml (the leader fences, so the BMC password belongs where it runs); move these values there, then delete " +
+	"the bmc: section and its password file from this host (docs/install.md, \"Fencing\")"
+
+func lineOf(o config.Origin) string {
+	if o.Source == config.FromFile && o.Line > 0 {
+		return fmt.Sprintf("line %d", o.Line)
+	}
+	return o.String()
+}
+
+// fencingConfig builds the leader's fencing from the server's config: each
+// configured device becomes a Redfish device, constructed once, here (which
+// reads its password once: a missing variable or unreadable file stops
+// the daemon now, with the device's place in the file, rather than at the
+// first failure). Neither the password nor the redfish.Config is logged.
+func fencingConfig(cfg *config.Server, log *slog.Logger) (server.FencingConfig, error) {
+	f := cfg.Fencing
+	devices := map[string][]fencing.Device{}
+	var ps []config.Problem
+	for _, d := range f.Devices() {
+		if d.PasswordEnv != "" && os.Getenv(d.PasswordEnv) == "" {
+			key := d.Key("password_env")
+			ps = append(ps, config.Problem{Origin: cfg.Origin(key), Key: key, Msg: fmt.Sprintf(
+				"$%s is empty or not set in the server's environment (set it with EnvironmentFile= in a drop-in for bulwark-server.service)", d.PasswordEnv)})
+			continue
+		}
+		dev, err := redfish.New(redfish.Config{
+			Name: d.Name, Endpoint: d.URL, Username: d.Username,
+			PasswordFile: d.PasswordFile, PasswordEnv: d.PasswordEnv,
+			CAFile: d.CAFile, Insecure: d.Insecure, SystemID: d.SystemID, Auth: redfish.AuthMode(d.Auth),
+			Timeout: f.DeviceTimeout,
+			Log:     log.With("host", d.Host, "level", d.Level),
+		})
+		if err != nil {
+			key := d.Key("")
+			ps = append(ps, config.Problem{Origin: cfg.Origin(key), Key: key, Msg: err.Error()})
+			continue
+		}
+		devices[d.Host] = append(devices[d.Host], dev)
+	}
+	if len(ps) > 0 {
+		return server.FencingConfig{}, &config.Error{Problems: ps}
+	}
+	return server.FencingConfig{
+		Devices:       func(host string) []fencing.Device { return slices.Clone(devices[host]) },
+		DeviceTimeout: f.DeviceTimeout,
+		RetryInterval: f.RetryInterval,
+		CheckInterval: f.CheckInterval,
+		SuspectGrace:  f.SuspectGrace,
+	}, nil
 }

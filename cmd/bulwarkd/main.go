@@ -75,6 +75,10 @@ func serverCommand() *cli.Command {
 			"Settings come from /etc/bulwark/server.yaml (or --config), environment variables and\n" +
 			"flags; precedence: flag > environment > file > default. Each flag below names its file\n" +
 			"key and variable. Check a file with `bulwarkd config check FILE`.\n\n" +
+			"The leader fences lost hosts through the fence devices (Redfish BMCs) listed per host\n" +
+			"under fencing.hosts in the file; that list has no flag or variable. A device that cannot\n" +
+			"be set up (a password file its group or others may read, a password variable not set)\n" +
+			"stops the server with exit status 78.\n\n" +
 			"Example:\n  bulwarkd server --name s1 --listen 0.0.0.0:7370 --etcd http://10.0.0.1:2379",
 		Flags: configFlags(config.KindServer),
 		Action: func(c *cli.Context) error {
@@ -87,6 +91,20 @@ func serverCommand() *cli.Command {
 			if name == "" {
 				name = hostName()
 			}
+			fc, err := fencingConfig(cfg, log)
+			if err != nil {
+				return configExit(config.KindServer, err)
+			}
+			if hosts := cfg.Fencing.HostNames(); len(hosts) > 0 {
+				log.Info("fencing configured", "hosts", strings.Join(hosts, ","), "devices", len(cfg.Fencing.Devices()),
+					"device_timeout", cfg.Fencing.DeviceTimeout, "check_interval", cfg.Fencing.CheckInterval)
+				for _, d := range cfg.Fencing.Devices() {
+					log.Debug("fence device", "host", d.Host, "level", d.Level, "device", d.Name, "url", d.URL, "user", d.Username)
+				}
+			} else {
+				log.Warn("no fence devices configured (fencing.hosts): the workloads of a lost host wait for an operator " +
+					"(bulwarkctl node fence HOST --confirm-off) or for watchdog fencing")
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			context.AfterFunc(ctx, notifier(log, "STOPPING=1"))
@@ -96,7 +114,7 @@ func serverCommand() *cli.Command {
 			}
 			defer store.Close()
 			srv, err := server.New(server.Config{Name: name, Listen: cfg.Listen, Store: store, SessionTTL: cfg.SessionTTL, Log: log,
-				OnReady: notifier(log, "READY=1")})
+				Fencing: fc, OnReady: notifier(log, "READY=1")})
 			if err != nil {
 				return err
 			}
@@ -126,8 +144,8 @@ func agentCommand() *cli.Command {
 			if name == "" {
 				name = hostName()
 			}
-			if cfg.BMC.URL != "" {
-				log.Info("bmc settings are checked but not used yet: fencing through the BMC comes with a later release", "bmc", cfg.BMC.URL)
+			if cfg.BMC != (config.BMC{}) {
+				log.Warn(bmcDeprecated)
 			}
 			ctx, stop := signalContext()
 			defer stop()
