@@ -135,6 +135,11 @@ type Agent struct {
 	LibvirtURI string
 	// DomainType is kvm, qemu or test; empty: detected from the URI.
 	DomainType string
+	// ConsoleLogDir receives each VM's serial console log.
+	ConsoleLogDir string
+	// ContainerdAddress, if set, makes the host run containers too.
+	ContainerdAddress  string
+	ContainerdStateDir string
 	// Labels are used by placement constraints.
 	Labels map[string]string
 	// HTTPListen is the agent's own API address; empty: off.
@@ -167,6 +172,8 @@ func DefaultAgent() *Agent {
 		SessionTTL: 3 * time.Second,
 		Etcd:       defaultEtcd(),
 		LibvirtURI: "qemu:///system",
+		ConsoleLogDir:      "/var/log/bulwark/console",
+		ContainerdStateDir: "/var/lib/bulwark/containerd",
 		Labels:     map[string]string{},
 		origins:    origins{},
 	}

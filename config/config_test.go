@@ -53,6 +53,12 @@ func valueOf(cfg any, key string) any {
 			return c.LibvirtURI
 		case "libvirt.domain_type":
 			return c.DomainType
+		case "libvirt.console_log_dir":
+			return c.ConsoleLogDir
+		case "containerd.address":
+			return c.ContainerdAddress
+		case "containerd.state_dir":
+			return c.ContainerdStateDir
 		case "labels":
 			return c.Labels
 		case "http_listen":
@@ -200,6 +206,9 @@ func samples(kind Kind) []sample {
 		sample{key: "libvirt.domain_type", file: "kvm", env: "qemu", flag: []string{"test"}, fileV: "kvm", envV: "qemu", flV: "test"},
 		sample{key: "labels", file: "\n  rack: r1\n  zone: a", env: "rack=r2,zone=b", flag: []string{"rack=r3"},
 			fileV: map[string]string{"rack": "r1", "zone": "a"}, envV: map[string]string{"rack": "r2", "zone": "b"}, flV: map[string]string{"rack": "r3"}},
+		sample{key: "libvirt.console_log_dir", file: "/f/console", env: "/e/console", flag: []string{""}, fileV: "/f/console", envV: "/e/console", flV: ""},
+		sample{key: "containerd.address", file: "/f/c.sock", env: "/e/c.sock", flag: []string{""}, fileV: "/f/c.sock", envV: "/e/c.sock", flV: ""},
+		sample{key: "containerd.state_dir", file: "/f/state", env: "/e/state", flag: []string{"/x/state"}, fileV: "/f/state", envV: "/e/state", flV: "/x/state"},
 		sample{key: "http_listen", file: "127.0.0.1:7371", env: "127.0.0.1:7372", flag: []string{""}, fileV: "127.0.0.1:7371", envV: "127.0.0.1:7372", flV: ""},
 		sample{key: "cpus", file: "8", env: "16", flag: []string{"32"}, fileV: 8, envV: 16, flV: 32},
 		sample{key: "memory", file: "1GiB", env: "2GiB", flag: []string{"0"}, fileV: api.GiB, envV: 2 * api.GiB, flV: api.ByteSize(0)},

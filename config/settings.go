@@ -135,7 +135,7 @@ func agentSchema() []setting {
 	s = append(s, etcdSchema(func(c any) *Etcd { return &ag(c).Etcd })...)
 	return append(s,
 		stringSetting(Setting{Key: "libvirt.uri", Env: "BULWARK_LIBVIRT_URI", Flag: "libvirt-uri", Default: "qemu:///system",
-			Usage: "libvirt connection URI (test:///path/host.xml for a simulated hypervisor)"},
+			Usage: "libvirt connection URI (test:///path/host.xml for a simulated hypervisor; none: this host runs no VMs)"},
 			func(c any) *string { return &ag(c).LibvirtURI }, checkLibvirtURI),
 		stringSetting(Setting{Key: "libvirt.domain_type", Env: "BULWARK_DOMAIN_TYPE", Flag: "domain-type", Default: "",
 			Usage: "libvirt domain type: kvm, qemu or test (default: detected from the URI and the host)"},
@@ -143,6 +143,15 @@ func agentSchema() []setting {
 		labelsSetting(Setting{Key: "labels", Env: "BULWARK_LABELS", Flag: "label", Default: "",
 			Usage: "host label key=value, used by placement constraints (repeatable; replaces the file's labels)"},
 			func(c any) *map[string]string { return &ag(c).Labels }),
+		stringSetting(Setting{Key: "libvirt.console_log_dir", Env: "BULWARK_CONSOLE_LOG_DIR", Flag: "console-log-dir", Default: "/var/log/bulwark/console",
+			Usage: "where each VM's serial console is logged (served by `bulwarkctl workload logs`); empty: not logged"},
+			func(c any) *string { return &ag(c).ConsoleLogDir }, optional(checkAbsPath)),
+		stringSetting(Setting{Key: "containerd.address", Env: "BULWARK_CONTAINERD_ADDRESS", Flag: "containerd-address", Default: "",
+			Usage: "containerd's socket, e.g. /run/containerd/containerd.sock: this host then runs containers too; empty: VMs only"},
+			func(c any) *string { return &ag(c).ContainerdAddress }, optional(checkAbsPath)),
+		stringSetting(Setting{Key: "containerd.state_dir", Env: "BULWARK_CONTAINERD_STATE_DIR", Flag: "containerd-state-dir", Default: "/var/lib/bulwark/containerd",
+			Usage: "where containers' stdout and stderr are kept"},
+			func(c any) *string { return &ag(c).ContainerdStateDir }, checkAbsPath),
 		stringSetting(Setting{Key: "http_listen", Env: "BULWARK_AGENT_LISTEN", Flag: "http-listen", Default: "",
 			Usage: "address of the agent's own API (task list), host:port; empty: off"},
 			func(c any) *string { return &ag(c).HTTPListen }, optional(checkHostPort)),
@@ -451,6 +460,9 @@ func checkLibvirtURI(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" {
 		return fmt.Errorf("%q is not a libvirt URI such as qemu:///system", s)
+	}
+	if s == "none" {
+		return nil
 	}
 	driver, _, _ := strings.Cut(u.Scheme, "+")
 	if driver != "qemu" && driver != "test" {

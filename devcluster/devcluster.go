@@ -308,6 +308,7 @@ func (c *Cluster) StartHost(name string) error {
 		"--label", "dev=true",
 		"--label", "rack="+rackOf(name),
 		"--config", "/dev/null", // a host's /etc/bulwark/agent.yaml is not for dev agents
+		"--console-log-dir", filepath.Join(h.Dir, "console"),
 		"--session-ttl", c.cfg.SessionTTL.String(),
 		"--http-listen", "127.0.0.1:0",
 	)

@@ -41,20 +41,28 @@ const DefaultTimeout = 30 * time.Second
 
 // Client talks to one Bulwark API server. It is safe for concurrent use.
 type Client struct {
-	base      string // scheme://host[:port][/prefix], no trailing slash
-	hc        *http.Client
+	base string // scheme://host[:port][/prefix], no trailing slash
+	hc   *http.Client
+	// stream is hc without its overall timeout, for responses that last as
+	// long as the caller wants (Logs with follow). Its transport, and so
+	// its dial, TLS and response-header timeouts, are hc's.
+	stream    *http.Client
 	userAgent string
 }
 
 // New returns a client for the API at baseURL, e.g. "http://127.0.0.1:7370".
 // A baseURL without a scheme gets "http://". If hc is nil the client uses an
 // *http.Client with DefaultTimeout and bounded dial, TLS and header timeouts.
-// An unusable baseURL is reported by the first request.
+// An unusable baseURL is reported by the first request. Streamed responses
+// (Logs) are not cut by hc's overall Timeout; only the caller's context
+// ends them.
 func New(baseURL string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = defaultHTTPClient()
 	}
-	return &Client{base: normalizeBase(baseURL), hc: hc, userAgent: "bulwark-client"}
+	stream := *hc
+	stream.Timeout = 0
+	return &Client{base: normalizeBase(baseURL), hc: hc, stream: &stream, userAgent: "bulwark-client"}
 }
 
 // SetUserAgent sets the User-Agent header sent with every request. Call it
@@ -251,6 +259,43 @@ func (c *Client) Explain(ctx context.Context, name string) (*api.Explanation, er
 	return &out, nil
 }
 
+// Logs sends GET /v1/workloads/{name}/logs and returns the workload's
+// output (container stdout and stderr, a VM's serial console) as the server
+// streams it, as text. With follow the stream stays open and carries what
+// the workload writes from then on, like tail -f, until ctx is done or the
+// server ends it; without, it ends after the output so far. The caller must
+// close the returned body. Reading it after ctx is done returns an error.
+//
+// The client's overall request timeout does not apply to the stream, but
+// connecting and waiting for the response header are still bounded. The
+// server answers 404 (api.CodeNotFound) if the workload is not placed on
+// any host (including when there is no such workload), and 502 or 503
+// (api.CodeUnavailable) if the agent of its host cannot be reached.
+func (c *Client) Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error) {
+	p, err := itemPath("/v1/workloads/", "workload", name)
+	if err != nil {
+		return nil, err
+	}
+	p += "/logs"
+	if follow {
+		p += "?follow=true"
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, p, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain, application/json")
+	resp, err := c.send(c.stream, req, p)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp.Body, nil
+}
+
 // GetSettings returns GET /v1/settings, the cluster-wide scheduling
 // settings (api.DefaultSettings until an operator changed them).
 func (c *Client) GetSettings(ctx context.Context) (*api.Settings, error) {
@@ -435,41 +480,13 @@ func (e *unknownFieldError) Error() string { return "unknown field " + e.field }
 // exchange sends one request and decodes a 2xx JSON body into out (if not
 // nil). With strict, a field that out lacks is an *unknownFieldError.
 func (c *Client) exchange(ctx context.Context, method, path string, body []byte, out any, strict bool) error {
-	if c.base == "" {
-		return errors.New("no Bulwark API URL configured: set --api or BULWARK_API, e.g. http://127.0.0.1:7370")
-	}
-	u, err := url.Parse(c.base + path)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("invalid Bulwark API URL %q: want http://HOST:PORT or https://HOST:PORT", c.base)
-	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	req, err := c.newRequest(ctx, method, path, body)
 	if err != nil {
-		return fmt.Errorf("building request %s %s: %w", method, path, err)
+		return err
 	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
-	}
-
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(c.hc, req, path)
 	if err != nil {
-		// A cancelled or expired caller context is the caller's doing, not a
-		// sign that the server is missing.
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("%s %s: %w", method, path, ctxErr)
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return &UnreachableError{BaseURL: c.base, Err: err}
+		return err
 	}
 	defer resp.Body.Close()
 
@@ -497,6 +514,53 @@ func (c *Client) exchange(ctx context.Context, method, path string, body []byte,
 		return fmt.Errorf("decoding response to %s %s (HTTP %d): %w", method, path, resp.StatusCode, err)
 	}
 	return nil
+}
+
+// newRequest builds a request for path (with its query, if any) on the
+// base URL, with the JSON and User-Agent headers set.
+func (c *Client) newRequest(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
+	if c.base == "" {
+		return nil, errors.New("no Bulwark API URL configured: set --api or BULWARK_API, e.g. http://127.0.0.1:7370")
+	}
+	u, err := url.Parse(c.base + path)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("invalid Bulwark API URL %q: want http://HOST:PORT or https://HOST:PORT", c.base)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, fmt.Errorf("building request %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	return req, nil
+}
+
+// send sends req, for path, with hc. A request that got no answer becomes
+// an *UnreachableError, unless the caller's context ended it.
+func (c *Client) send(hc *http.Client, req *http.Request, path string) (*http.Response, error) {
+	resp, err := hc.Do(req)
+	if err != nil {
+		// A cancelled or expired caller context is the caller's doing, not a
+		// sign that the server is missing.
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%s %s: %w", req.Method, path, ctxErr)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, &UnreachableError{BaseURL: c.base, Err: err}
+	}
+	return resp, nil
 }
 
 // readLimited reads r to the end, failing if it holds more than limit bytes.

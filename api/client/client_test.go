@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/api"
 )
@@ -392,9 +393,16 @@ func TestDefaultHTTPClientHasTimeouts(t *testing.T) {
 	if !ok || tr.ResponseHeaderTimeout <= 0 || tr.TLSHandshakeTimeout <= 0 {
 		t.Errorf("transport lacks timeouts: %+v", c.hc.Transport)
 	}
-	custom := &http.Client{}
-	if New("http://x", custom).hc != custom {
+	if c.stream.Timeout != 0 || c.stream.Transport != c.hc.Transport {
+		t.Errorf("the streaming client must share the transport and have no overall timeout: %+v", c.stream)
+	}
+	custom := &http.Client{Timeout: time.Minute}
+	cc := New("http://x", custom)
+	if cc.hc != custom {
 		t.Errorf("given *http.Client not used")
+	}
+	if cc.stream == custom || cc.stream.Timeout != 0 || custom.Timeout != time.Minute {
+		t.Errorf("streaming client: %+v; given client: %+v", cc.stream, custom)
 	}
 }
 

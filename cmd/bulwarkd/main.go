@@ -18,7 +18,6 @@ import (
 	etcdstore "github.com/bulwarkhq/bulwark/clusterstore/etcd"
 	"github.com/bulwarkhq/bulwark/config"
 	"github.com/bulwarkhq/bulwark/devcluster"
-	"github.com/bulwarkhq/bulwark/drivers/libvirt"
 	"github.com/bulwarkhq/bulwark/nodeagent"
 	"github.com/bulwarkhq/bulwark/server"
 )
@@ -150,9 +149,9 @@ func agentCommand() *cli.Command {
 			ctx, stop := signalContext()
 			defer stop()
 			context.AfterFunc(ctx, notifier(log, "STOPPING=1"))
-			drv, err := libvirt.New(libvirt.Config{URI: cfg.LibvirtURI, Host: name, DomainType: cfg.DomainType})
+			drv, err := agentDrivers(cfg, name)
 			if err != nil {
-				return fmt.Errorf("libvirt %s: %w", cfg.LibvirtURI, err)
+				return err
 			}
 			defer drv.Close()
 			store, err := etcdstore.Dial(ctx, cfg.Etcd.Endpoints, cfg.Etcd.DialTimeout)

@@ -37,12 +37,14 @@ const (
 )
 
 const appDescription = `bulwarkctl talks to the Bulwark API server over HTTP. It shows the hosts
-(nodes) and the workloads (VMs and containers) of a cluster, creates VMs,
-creates workloads from files, and deletes workloads. Bulwark's scheduler
-places every workload on a node with enough free CPUs and memory (and that
-meets the workload's placement rules), and moves it to another node if that
-host fails. "bulwarkctl explain NAME" shows how it judged each node, and
-"bulwarkctl settings" shows and changes how it chooses.
+(nodes) and the workloads (VMs and containers) of a cluster, creates VMs
+("vm create") and containers ("container run"), creates workloads from
+files ("apply"), shows a workload's output ("workload logs"), and deletes
+workloads. Bulwark's scheduler places every workload on a node with enough
+free CPUs and memory (and that meets the workload's placement rules), and
+moves it to another node if that host fails. "bulwarkctl explain NAME"
+shows how it judged each node, and "bulwarkctl settings" shows and changes
+how it chooses.
 
 Before it restarts the workloads of a failed host elsewhere, Bulwark powers
 the host off through its fence device (its BMC). "bulwarkctl node fence",
@@ -80,6 +82,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		nodeCommand(),
 		workloadCommand(),
 		vmCommand(),
+		containerCommand(),
 		applyCommand(),
 		explainCommand(),
 		settingsCommand(),
@@ -252,21 +255,49 @@ type leafFunc func(c *cli.Context, args []string) error
 // they act exactly as if they had been given first. Arguments after a "--"
 // that follows the first positional argument stay positional.
 func leaf(fn leafFunc) cli.ActionFunc {
+	return leafWithCommand(func(c *cli.Context, args, _ []string, _ bool) error {
+		return fn(c, args)
+	})
+}
+
+// commandFunc is the action of a leaf command that runs a command line
+// given after "--": args are the positional arguments before the "--",
+// command those after it, dash whether there was a "--" at all.
+type commandFunc func(c *cli.Context, args, command []string, dash bool) error
+
+// leafWithCommand is leaf for commands that take a command line after
+// "--" (`container run NAME [options] -- CMD ARGS...`). Such a command sets
+// SkipFlagParsing, so that urfave/cli leaves every argument, flags and
+// "--" included, to trailingFlags, which tells the "--" apart wherever
+// it is. For other commands, a "--" before the first positional argument
+// is consumed by urfave/cli's flag parsing, so it cannot be told apart:
+// fn gets every positional argument in args, and no command.
+func leafWithCommand(fn commandFunc) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		args, help, err := trailingFlags(c)
+		args, dash, help, err := trailingFlags(c)
+		if err != nil && c.Command.SkipFlagParsing && strings.HasPrefix(err.Error(), "flag provided but not defined") {
+			err = fmt.Errorf("%v; the command to run and its arguments go after \"--\"", err)
+		}
 		if err != nil {
 			return usageError(c, err, true)
 		}
 		if help {
-			return cli.ShowCommandHelp(c.Lineage()[1], c.Command.Name)
+			// As urfave/cli prints it for a -h before the arguments
+			// (ShowCommandHelp would list the implicit help subcommand).
+			cli.HelpPrinter(c.App.Writer, cli.CommandHelpTemplate, c.Command)
+			return nil
 		}
-		return fn(c, args)
+		if dash < 0 || !c.Command.SkipFlagParsing {
+			return fn(c, args, nil, false)
+		}
+		return fn(c, args[:dash], args[dash:], true)
 	}
 }
 
 // trailingFlags sets the flags among c's arguments and returns the
-// positional ones. help reports -h or --help.
-func trailingFlags(c *cli.Context) (pos []string, help bool, err error) {
+// positional ones. If there was a "--", dash is the index in pos of the
+// first argument after it, else -1. help reports -h or --help.
+func trailingFlags(c *cli.Context) (pos []string, dash int, help bool, err error) {
 	in := c.Args().Slice()
 	byName := map[string]cli.Flag{}
 	for _, f := range c.Command.Flags {
@@ -277,7 +308,7 @@ func trailingFlags(c *cli.Context) (pos []string, help bool, err error) {
 	for i := 0; i < len(in); i++ {
 		a := in[i]
 		if a == "--" {
-			return append(pos, in[i+1:]...), help, nil
+			return append(pos, in[i+1:]...), len(pos), help, nil
 		}
 		if len(a) < 2 || a[0] != '-' {
 			pos = append(pos, a)
@@ -287,7 +318,7 @@ func trailingFlags(c *cli.Context) (pos []string, help bool, err error) {
 		name, value, hasValue := strings.Cut(name, "=")
 		f := byName[name]
 		if f == nil {
-			return nil, false, fmt.Errorf("flag provided but not defined: %s", a)
+			return nil, -1, false, fmt.Errorf("flag provided but not defined: %s", a)
 		}
 		if f == cli.HelpFlag {
 			help = true
@@ -300,14 +331,14 @@ func trailingFlags(c *cli.Context) (pos []string, help bool, err error) {
 				i++
 				value = in[i]
 			} else {
-				return nil, false, fmt.Errorf("flag needs an argument: %s", a)
+				return nil, -1, false, fmt.Errorf("flag needs an argument: %s", a)
 			}
 		}
 		if err := c.Set(f.Names()[0], value); err != nil {
-			return nil, false, fmt.Errorf("invalid value %q for flag %s: %v", value, a, err)
+			return nil, -1, false, fmt.Errorf("invalid value %q for flag %s: %v", value, a, err)
 		}
 	}
-	return pos, help, nil
+	return pos, -1, help, nil
 }
 
 // usageError formats flag-parsing errors with a pointer to the help.

@@ -40,8 +40,27 @@ input), checks it, and creates the workload. The fields are:
    anti_affinity  optional group name: no two members on one host
    spread_by      optional host label key to spread the group over
              (needs anti_affinity); see 'bulwarkctl vm create --help'
-   vm        VMs only, optional: disks, kernel, initrd, cmdline, networks
-   image, command, env   containers only: image (required), command, env
+   restart   optional; always (default), on-failure or never: what the
+             host does when the workload stops by itself (see
+             'bulwarkctl vm create --help')
+   vm        VMs only, optional; every path absolute, as the hosts see it:
+      disks     list of disk images, attached as vda, vdb, ... (at most 16):
+         path       required, e.g. /srv/images/web1.qcow2
+         format     raw (default) or qcow2
+         read_only  true or false (default)
+      kernel    kernel to boot directly, without a bootloader
+      initrd    initial ramdisk for kernel (needs kernel)
+      cmdline   kernel command line (needs kernel)
+      networks  list of network cards (at most 8):
+         bridge     required; host bridge, e.g. br0
+         mac        optional, e.g. 52:54:00:12:34:56
+   image     containers only, required: an image reference such as
+             docker.io/library/nginx:1.27, or an OCI image archive that
+             every host can read: "oci-archive:/srv/images/app.tar" (its
+             first image) or "oci-archive:/srv/images/app.tar#app:1.4"
+   command   containers only, optional: list, the program and its
+             arguments, run instead of the image's default
+   env       containers only, optional: map of NAME: value
 A field that is not in this list is an error, so typos are caught; if the
 file is invalid, nothing is sent to the server.
 
@@ -63,9 +82,29 @@ Example file web.yaml:
    prefer:
      - disk=ssd:50
    anti_affinity: web
+   restart: on-failure
+   vm:
+     disks:
+       - path: /srv/images/web1.qcow2
+         format: qcow2
+       - path: /srv/images/seed.iso
+         read_only: true
+     networks:
+       - bridge: br0
+
+Example file app.yaml:
+   name: app-1
+   kind: container
+   cpus: 1
+   memory: 256MiB
+   image: oci-archive:/srv/images/app.tar#app:1.4
+   command: [/app/server, --port, "8080"]
+   env:
+     LOG_LEVEL: debug
 
 Examples:
    bulwarkctl apply -f web.yaml
+   bulwarkctl apply -f app.yaml -o json
    cat web.json | bulwarkctl apply -f -`,
 		Flags: withGlobal(
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "workload spec `FILE` (YAML or JSON), or - for standard input"},

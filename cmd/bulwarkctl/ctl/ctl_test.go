@@ -218,7 +218,7 @@ func TestBadInputSendsNothing(t *testing.T) {
 		{"several problems at once", "", []string{"vm", "create", "Web_1", "--cpus", "0", "--memory", "lots"}, []string{"Web_1", "cpus must", "--memory", "\n  - "}},
 		{"missing name", "", []string{"vm", "create", "--cpus", "2"}, []string{"missing NAME", "bulwarkctl vm create [options] NAME"}},
 		{"two names", "", []string{"vm", "create", "a", "b"}, []string{"too many arguments"}},
-		{"unknown flag", "", []string{"vm", "create", "web-1", "--disk", "10GiB"}, []string{"flag provided but not defined: --disk"}},
+		{"unknown flag", "", []string{"vm", "create", "web-1", "--gpu", "1"}, []string{"flag provided but not defined: --gpu"}},
 		{"flag without value", "", []string{"vm", "create", "web-1", "--memory"}, []string{"flag needs an argument: --memory"}},
 		{"apply unknown field yaml", "", []string{"apply", "-f", yamlUnknown}, []string{`unknown field "cpu_pinning"`, "known fields", "nothing was sent"}},
 		{"apply unknown field json", "", []string{"apply", "-f", jsonUnknown}, []string{`unknown field "disk"`}},

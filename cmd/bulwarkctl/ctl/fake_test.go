@@ -56,6 +56,18 @@ type fakeAPI struct {
 	// dev makes the server a `bulwarkd dev` cluster: it serves /v1/dev/fault.
 	dev    bool
 	faults []string // "host fault" of each accepted fault request
+
+	// logs are the chunks GET /v1/workloads/{name}/logs sends, one write
+	// and flush each; a workload without an entry is "not placed on any
+	// host" (404). Before each chunk after the first the handler waits for
+	// a value on logsPause, if set. With ?follow=true and logsHold the
+	// stream then stays open until the client goes away.
+	logs      map[string][]string
+	logsPause chan struct{}
+	logsHold  bool
+	// agentDown makes the logs endpoint answer as when the agent of the
+	// workload's host does not answer (502).
+	agentDown bool
 }
 
 var testTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -73,6 +85,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		explanations: map[string]api.Explanation{},
 		fenceDevices: map[string]bool{},
 		fenced:       map[string]bool{},
+		logs:         map[string][]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
@@ -227,6 +240,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		f.settings = st
 		f.reply(w, 200, st)
 	})
+	mux.HandleFunc("GET /v1/workloads/{name}/logs", f.serveLogs)
 	f.fencingRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, 404, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
@@ -447,4 +461,44 @@ func (f *fakeAPI) injectedFaults() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.faults...)
+}
+
+// serveLogs streams the canned output of a workload as the server proxies
+// it from the agent: text/plain, flushed per chunk.
+func (f *fakeAPI) serveLogs(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	f.mu.Lock()
+	chunks, placed := f.logs[name]
+	pause, hold, agentDown := f.logsPause, f.logsHold, f.agentDown
+	f.mu.Unlock()
+	if !placed {
+		f.fail(w, 404, api.CodeNotFound, "workload %q is not placed on any host, so it has no output", name)
+		return
+	}
+	if agentDown {
+		f.fail(w, 502, api.CodeUnavailable, "the agent of node-a did not answer: dial tcp 10.0.0.1:7371: connect: connection refused")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(200)
+	for i, c := range chunks {
+		if i > 0 && pause != nil {
+			select {
+			case <-pause:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		_, _ = io.WriteString(w, c)
+		w.(http.Flusher).Flush()
+	}
+	if hold && r.URL.Query().Get("follow") == "true" {
+		<-r.Context().Done()
+	}
+}
+
+func (f *fakeAPI) setLogs(name string, chunks ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs[name] = chunks
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,14 +27,23 @@ const settingsHelp = `The settings apply to the whole cluster and steer the sche
    reserved-cpus            CPUs kept back on every host for the host
                             itself, 0 to 4096 (default 0)
    reserved-memory          memory kept back on every host, e.g. 2GiB
-                            (default 0)`
+                            (default 0)
+   watchdog-fencing         true: the workloads of a lost host without a
+                            working fence device restart elsewhere once
+                            T + T_self + watchdog-timeout has passed (the
+                            host's own watchdog must have reset it by
+                            then); false (default): they wait for an
+                            operator (bulwarkctl node fence --confirm-off)
+   watchdog-timeout         the hardware watchdog's timeout on the hosts,
+                            e.g. 60s, up to 1h; needed with
+                            watchdog-fencing (default 0: unset)`
 
 func settingsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "settings",
 		UsageText: "bulwarkctl settings show|set [options]",
 		Aliases:   []string{"setting"},
-		Usage:     "show and change the cluster-wide scheduling settings",
+		Usage:     "show and change the cluster-wide scheduling and failover settings",
 		Description: settingsHelp + `
 
 Examples:
@@ -47,11 +57,12 @@ func settingsShowCommand() *cli.Command {
 	return &cli.Command{
 		Name:    "show",
 		Aliases: []string{"get"},
-		Usage:   "show the cluster-wide scheduling settings",
+		Usage:   "show the cluster-wide scheduling and failover settings",
 		Description: `Shows the settings in effect; until an operator changes them these are
 the defaults. With -o json it prints the API's settings object (fields
 strategy, preemption, tolerate_host_failures, reserved_cpus,
-reserved_memory).
+reserved_memory, and watchdog_fencing and watchdog_timeout, which are
+left out while off and unset).
 
 Examples:
    bulwarkctl settings show
@@ -64,7 +75,7 @@ Examples:
 func settingsSetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "set",
-		Usage: "change some of the cluster-wide scheduling settings",
+		Usage: "change some of the cluster-wide scheduling and failover settings",
 		Description: `Changes the settings named by the flags given and keeps all others as
 they are, then prints what changed and the settings now in effect.
 
@@ -80,7 +91,8 @@ change: check with "bulwarkctl settings show".
 Examples:
    bulwarkctl settings set --strategy spread
    bulwarkctl settings set --preemption=true --tolerate-host-failures 1
-   bulwarkctl settings set --reserved-cpus 2 --reserved-memory 4GiB -o json`,
+   bulwarkctl settings set --reserved-cpus 2 --reserved-memory 4GiB -o json
+   bulwarkctl settings set --watchdog-fencing=true --watchdog-timeout 60s`,
 		Flags: withGlobal(
 			// A flag left out keeps the current value, hence the DefaultText.
 			&cli.StringFlag{Name: "strategy", Usage: "`NAME` of the placement strategy: binpack or spread", DefaultText: "unchanged"},
@@ -88,6 +100,8 @@ Examples:
 			&cli.IntFlag{Name: "tolerate-host-failures", Usage: "keep room to restart everything after `N` host failures, 0 to 16", DefaultText: "unchanged"},
 			&cli.IntFlag{Name: "reserved-cpus", Usage: "`N` CPUs kept back on every host, 0 to 4096", DefaultText: "unchanged"},
 			&cli.StringFlag{Name: "reserved-memory", Usage: "memory `SIZE` kept back on every host, e.g. 2GiB", DefaultText: "unchanged"},
+			&cli.BoolFlag{Name: "watchdog-fencing", Usage: "count a lost host without a working fence device as fenced after T + T_self + the watchdog timeout (--watchdog-fencing=false to turn off)", DefaultText: "unchanged"},
+			&cli.StringFlag{Name: "watchdog-timeout", Usage: "the hosts' hardware watchdog timeout `DURATION`, e.g. 60s, up to 1h; needed with --watchdog-fencing", DefaultText: "unchanged"},
 		),
 		Action: leaf(settingsSet),
 	}
@@ -106,6 +120,8 @@ var settingFields = []settingField{
 	{"Tolerate host failures:", "tolerate-host-failures", func(s api.Settings) string { return strconv.Itoa(s.TolerateHostFailures) }},
 	{"Reserved CPUs:", "reserved-cpus", func(s api.Settings) string { return strconv.Itoa(s.ReservedCPUs) }},
 	{"Reserved memory:", "reserved-memory", func(s api.Settings) string { return s.ReservedMemory.String() }},
+	{"Watchdog fencing:", "watchdog-fencing", func(s api.Settings) string { return strconv.FormatBool(s.WatchdogFencing) }},
+	{"Watchdog timeout:", "watchdog-timeout", func(s api.Settings) string { return s.WatchdogTimeout.String() }},
 }
 
 func settingsShow(c *cli.Context, args []string) error {
@@ -159,9 +175,15 @@ func settingsSet(c *cli.Context, args []string) error {
 			ch(st)
 		}
 		if err := st.Validate(); err != nil {
-			// Only possible if the server's current settings are invalid:
-			// the flags were checked against valid defaults already.
-			return fmt.Errorf("the current settings with these changes are invalid, so nothing was changed: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			// The flags were checked one by one already; what is left is
+			// a rule between settings (watchdog fencing on without a
+			// timeout on the server either) or server settings that were
+			// invalid before.
+			msg := fmt.Sprintf("the current settings with these changes are invalid, so nothing was changed: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			if st.WatchdogFencing && st.WatchdogTimeout == 0 {
+				msg += " (give --watchdog-timeout DURATION, the hosts' hardware watchdog timeout, or --watchdog-fencing=false)"
+			}
+			return errors.New(msg)
 		}
 		return nil
 	})
@@ -207,10 +229,28 @@ func settingsChanges(c *cli.Context) ([]settingsChange, error) {
 		}
 		changes = append(changes, func(s *api.Settings) { s.ReservedMemory = v })
 	}
+	if c.IsSet("watchdog-fencing") {
+		v := c.Bool("watchdog-fencing")
+		changes = append(changes, func(s *api.Settings) { s.WatchdogFencing = v })
+	}
+	if c.IsSet("watchdog-timeout") {
+		raw := strings.TrimSpace(c.String("watchdog-timeout"))
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--watchdog-timeout: %q is not a duration: use a number with a unit, e.g. 60s or 2m", raw))
+		}
+		v := api.Duration(d)
+		changes = append(changes, func(s *api.Settings) { s.WatchdogTimeout = v })
+	}
 	if len(changes) == 0 {
-		return nil, fmt.Errorf("nothing to change: give at least one of --strategy, --preemption, --tolerate-host-failures, --reserved-cpus or --reserved-memory (see '%s --help')", helpName(c))
+		return nil, fmt.Errorf("nothing to change: give at least one of --strategy, --preemption, --tolerate-host-failures, --reserved-cpus, --reserved-memory, --watchdog-fencing or --watchdog-timeout (see '%s --help')", helpName(c))
 	}
 	probe := api.DefaultSettings()
+	if c.IsSet("watchdog-fencing") && !c.IsSet("watchdog-timeout") {
+		// The server may have a timeout already: whether the two go
+		// together is checked against its settings, not the defaults.
+		probe.WatchdogTimeout = api.Duration(time.Second)
+	}
 	for _, ch := range changes {
 		ch(&probe)
 	}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulwarkhq/bulwark/api"
 )
@@ -25,6 +26,8 @@ func TestSettingsShow(t *testing.T) {
 			"Tolerate host failures: 0",
 			"Reserved CPUs: 0",
 			"Reserved memory: 0B",
+			"Watchdog fencing: false",
+			"Watchdog timeout: 0s",
 		}
 		if got := lines(r.stdout); !reflect.DeepEqual(got, want) {
 			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -118,7 +121,7 @@ func TestSettingsSet(t *testing.T) {
 				if got[0] != tt.diff {
 					t.Errorf("first line %q, want %q", got[0], tt.diff)
 				}
-				if len(got) != 6 || !strings.HasPrefix(got[1], "Strategy: ") {
+				if len(got) != 8 || !strings.HasPrefix(got[1], "Strategy: ") {
 					t.Errorf("settings table missing:\n%s", r.stdout)
 				}
 			})
@@ -185,5 +188,104 @@ func TestSettingsPutBodyIsStrict(t *testing.T) {
 	var st api.Settings
 	if err := dec.Decode(&st); err != nil || st.ReservedMemory != 512*api.MiB {
 		t.Errorf("body %s: %v %+v", body, err, st)
+	}
+}
+
+func TestSettingsWatchdog(t *testing.T) {
+	withWatchdog := customSettings
+	withWatchdog.WatchdogFencing, withWatchdog.WatchdogTimeout = true, api.Duration(time.Minute)
+	t.Run("show", func(t *testing.T) {
+		f := newFakeAPI(t)
+		f.setSettings(withWatchdog)
+		r := runCLI(t, f, "", "settings", "show").mustSucceed(t)
+		got := lines(r.stdout)
+		if len(got) != 7 || got[5] != "Watchdog fencing: true" || got[6] != "Watchdog timeout: 1m0s" {
+			t.Errorf("got\n%s", r.stdout)
+		}
+		r = runCLI(t, f, "", "settings", "show", "-o", "json").mustSucceed(t)
+		if !strings.Contains(r.stdout, `"watchdog_fencing": true`) || !strings.Contains(r.stdout, `"watchdog_timeout": "1m0s"`) {
+			t.Errorf("json:\n%s", r.stdout)
+		}
+	})
+
+	tests := []struct {
+		name  string
+		start api.Settings
+		args  []string
+		want  api.Settings
+		diff  string
+	}{
+		{"turn on with a timeout", customSettings, []string{"--watchdog-fencing=true", "--watchdog-timeout", "60s"}, withWatchdog,
+			"settings updated: watchdog-fencing false -> true, watchdog-timeout 0s -> 1m0s"},
+		{"turn on, the server has a timeout", func() api.Settings { s := customSettings; s.WatchdogTimeout = api.Duration(time.Minute); return s }(),
+			[]string{"--watchdog-fencing"}, withWatchdog, "settings updated: watchdog-fencing false -> true"},
+		{"change the timeout", withWatchdog, []string{"--watchdog-timeout", "2m"},
+			func() api.Settings { s := withWatchdog; s.WatchdogTimeout = api.Duration(2 * time.Minute); return s }(),
+			"settings updated: watchdog-timeout 1m0s -> 2m0s"},
+		{"turn off, keep the timeout", withWatchdog, []string{"--watchdog-fencing=false"},
+			func() api.Settings { s := withWatchdog; s.WatchdogFencing = false; return s }(),
+			"settings updated: watchdog-fencing true -> false"},
+		{"turn off and unset", withWatchdog, []string{"--watchdog-fencing=false", "--watchdog-timeout", "0"}, customSettings,
+			"settings updated: watchdog-fencing true -> false, watchdog-timeout 1m0s -> 0s"},
+		{"the longest timeout", customSettings, []string{"--watchdog-timeout=1h"},
+			func() api.Settings { s := customSettings; s.WatchdogTimeout = api.Duration(time.Hour); return s }(),
+			"settings updated: watchdog-timeout 0s -> 1h0m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeAPI(t)
+			f.setSettings(tt.start)
+			r := runCLI(t, f, "", append([]string{"settings", "set"}, tt.args...)...).mustSucceed(t)
+			if got := f.currentSettings(); got != tt.want {
+				t.Errorf("server has %+v, want %+v", got, tt.want)
+			}
+			if got := lines(r.stdout); got[0] != tt.diff {
+				t.Errorf("first line %q, want %q", got[0], tt.diff)
+			}
+			// What is sent decodes strictly, with the watchdog fields
+			// present exactly when set.
+			body := f.settingsPutBodies()[0]
+			dec := json.NewDecoder(strings.NewReader(body))
+			dec.DisallowUnknownFields()
+			var sent api.Settings
+			if err := dec.Decode(&sent); err != nil || sent != tt.want {
+				t.Errorf("PUT body %s: %v", body, err)
+			}
+		})
+	}
+
+	bad := []struct {
+		name  string
+		start api.Settings
+		args  []string
+		want  string
+		gets  int // requests made: 0 when refused before anything is sent
+	}{
+		{"on without a timeout anywhere", customSettings, []string{"--watchdog-fencing=true"},
+			"nothing was changed: watchdog_fencing needs watchdog_timeout: the hardware watchdog's timeout on the hosts (give --watchdog-timeout DURATION", 1},
+		{"unset the timeout while on", withWatchdog, []string{"--watchdog-timeout", "0s"},
+			"nothing was changed: watchdog_fencing needs watchdog_timeout", 1},
+		{"on with a zero timeout", customSettings, []string{"--watchdog-fencing", "--watchdog-timeout", "0s"},
+			"watchdog_fencing needs watchdog_timeout", 0},
+		{"timeout too long", customSettings, []string{"--watchdog-timeout", "61m"}, "watchdog_timeout must be from 0 to 1h, got 1h1m0s", 0},
+		{"negative timeout", customSettings, []string{"--watchdog-timeout=-5s"}, "watchdog_timeout must be from 0 to 1h, got -5s", 0},
+		{"not a duration", customSettings, []string{"--watchdog-timeout", "60"}, `--watchdog-timeout: "60" is not a duration: use a number with a unit, e.g. 60s or 2m`, 0},
+		{"bool without =", customSettings, []string{"--watchdog-fencing", "true"}, "write a true/false value with '='", 0},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeAPI(t)
+			f.setSettings(tt.start)
+			r := runCLI(t, f, "", append([]string{"settings", "set"}, tt.args...)...)
+			if r.err == nil || !strings.Contains(r.err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", r.err, tt.want)
+			}
+			if reqs := f.requestLog(); len(reqs) != tt.gets {
+				t.Errorf("requests %v, want %d GET and no PUT", reqs, tt.gets)
+			}
+			if got := f.currentSettings(); got != tt.start {
+				t.Errorf("settings changed to %+v", got)
+			}
+		})
 	}
 }

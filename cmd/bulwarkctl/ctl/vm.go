@@ -1,20 +1,16 @@
 package ctl
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bulwarkhq/bulwark/api"
-	"github.com/bulwarkhq/bulwark/api/client"
 )
 
-// Defaults of `vm create`.
-const (
-	defaultVMCPUs   = 1
-	defaultVMMemory = "256MiB"
-)
+// defaultVMMemory is the default --memory of `vm create` (--cpus is 1).
+const defaultVMMemory = "256MiB"
 
 func vmCommand() *cli.Command {
 	return &cli.Command{
@@ -23,11 +19,13 @@ func vmCommand() *cli.Command {
 		Aliases:   []string{"vms"},
 		Usage:     "create virtual machines",
 		Description: `Creates VM workloads from command-line flags. To list, inspect or delete
-VMs use "bulwarkctl workload ...", which covers every kind of workload.
+VMs use "bulwarkctl workload ...", which covers every kind of workload;
+"bulwarkctl workload logs NAME" shows a VM's serial console.
 
 Examples:
    bulwarkctl vm create web-1
-   bulwarkctl vm create db-1 --cpus 4 --memory 8GiB`,
+   bulwarkctl vm create db-1 --cpus 4 --memory 8GiB
+   bulwarkctl vm create web-2 --disk /srv/images/web2.qcow2:qcow2 --network br0`,
 		Subcommands: []*cli.Command{vmCreateCommand()},
 	}
 }
@@ -41,51 +39,50 @@ func vmCreateCommand() *cli.Command {
 it on a ready node with enough free CPUs and memory; until then it is
 "pending", and "bulwarkctl workload show NAME" says why.
 
-NAME: 1-63 lowercase letters, digits and '-', starting and ending with a
-      letter or digit (a DNS label), unique among all workloads.
+` + nameHelp + `
 --cpus: 1 to 4096, default 1.
---memory: at least 64MiB, default 256MiB. Units: MiB, GiB, TiB (binary;
-      also Mi, Gi, M, G) or MB, GB (decimal); e.g. 512MiB, 2GiB, 1.5GiB.
---label key=value: repeat the flag for several labels.
---priority: 0 to 1000, default 0; higher means more important.
+--memory: at least 64MiB, default ` + defaultVMMemory + `. ` + memoryUnitsHelp + `
+` + workloadFlagsHelp + `
 
-Placement (all optional; "bulwarkctl node show NODE" lists a host's labels,
-"bulwarkctl explain NAME" shows how each host was judged):
---require EXPR: a host label the host MUST have; repeat the flag for
-      several (all must hold). EXPR is one of
-         key=value            e.g. --require zone=eu-1
-         key!=value           e.g. --require gpu!=none
-         'key in (a,b)'       e.g. --require 'rack in (r1,r2)'
-         'key notin (a,b)'    e.g. --require 'rack notin (r9)'
-      Quote EXPR when it has spaces or parentheses. A host without the
-      label fails key=value and "in", and passes key!=value and "notin".
---prefer key=value[:weight]: a host label the scheduler tries to get,
-      weight 1 to 100 (default 1); repeat the flag for several. Hosts with
-      more preferred labels (by weight) win, e.g. --prefer disk=ssd:50.
---anti-affinity GROUP: no two workloads of GROUP run on the same host,
-      e.g. the replicas of one database. GROUP is a DNS label like NAME.
---spread-by LABEL: also spread the members of the --anti-affinity group
-      evenly over the values of this host label key, e.g. --spread-by rack.
-      Needs --anti-affinity.
+Disks, boot and network (all optional). Every path is as the hosts see it:
+absolute, on storage that every host that may run the VM can read (the VM
+may move to another host). Bulwark does not copy or create images; whether
+a file or bridge exists is found out by the host when it starts the VM.
+--disk PATH[:FORMAT][:ro]: attach an existing disk image; repeat the flag
+      for several (the first is vda, then vdb, ...; at most 16). FORMAT is
+      raw (the default) or qcow2; ":ro" attaches it read-only. PATH may not
+      hold ':' here (use "bulwarkctl apply" for such a path), e.g.
+         --disk /srv/images/web1.qcow2:qcow2
+         --disk /srv/images/data.img            (raw)
+         --disk /srv/images/seed.iso:raw:ro
+--kernel PATH: boot this kernel directly, without a bootloader, e.g.
+      --kernel /srv/boot/vmlinuz-6.1
+--initrd PATH: the initial ramdisk for --kernel, e.g.
+      --initrd /srv/boot/initrd.img-6.1 (needs --kernel).
+--cmdline STRING: the kernel command line for --kernel, e.g.
+      --cmdline 'console=ttyS0 root=/dev/vda1' (needs --kernel; quote it).
+--network BRIDGE[=MAC]: one virtio network card on the host bridge BRIDGE
+      (a Linux interface name, e.g. br0); repeat the flag for several (at
+      most 8). MAC is a unicast Ethernet address like 52:54:00:12:34:56;
+      without it one is picked, e.g. --network br0 --network br1=52:54:00:ab:cd:01
 
 The input is checked first; if it is invalid, nothing is sent to the server.
 
 Examples:
    bulwarkctl vm create web-1
    bulwarkctl vm create db-1 --cpus 4 --memory 8GiB --label tier=db --priority 500
+   bulwarkctl vm create web-2 --disk /srv/images/web2.qcow2:qcow2 --network br0
+   bulwarkctl vm create fw-1 --kernel /srv/boot/vmlinuz --initrd /srv/boot/initrd.img --cmdline 'console=ttyS0' --disk /srv/images/fw-1.img
    bulwarkctl vm create db-2 --require 'rack in (r1,r2)' --require zone=eu-1 --prefer disk=ssd:50
-   bulwarkctl vm create pg-1 --anti-affinity pg --spread-by rack
-   bulwarkctl vm create web-2 --memory 1GiB -o json`,
-		Flags: withGlobal(
-			&cli.IntFlag{Name: "cpus", Value: defaultVMCPUs, Usage: "virtual CPUs, 1 to 4096"},
-			&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Value: defaultVMMemory, Usage: "memory `SIZE`, e.g. 512MiB or 2GiB; at least 64MiB"},
-			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "label `KEY=VALUE`; repeat for more"},
-			&cli.IntFlag{Name: "priority", Value: 0, Usage: "priority, 0 to 1000"},
-			&cli.StringSliceFlag{Name: "require", Usage: "hard host-label constraint `EXPR`: key=value, key!=value, 'key in (a,b)' or 'key notin (a,b)'; repeat for more"},
-			&cli.StringSliceFlag{Name: "prefer", Usage: "soft host-label preference `KEY=VALUE[:WEIGHT]`, weight 1 to 100 (default 1); repeat for more"},
-			&cli.StringFlag{Name: "anti-affinity", Usage: "anti-affinity `GROUP`: no two members of GROUP on one host"},
-			&cli.StringFlag{Name: "spread-by", Usage: "host label `KEY` to spread the anti-affinity group over, e.g. rack"},
-		),
+   bulwarkctl vm create pg-1 --anti-affinity pg --spread-by rack --restart on-failure
+   bulwarkctl vm create web-3 --memory 1GiB -o json`,
+		Flags: withGlobal(append(workloadFlags(defaultVMMemory),
+			&cli.StringSliceFlag{Name: "disk", Usage: "disk image `PATH[:FORMAT][:ro]`, FORMAT raw (default) or qcow2, e.g. /srv/images/web1.qcow2:qcow2; repeat for more"},
+			&cli.StringFlag{Name: "kernel", Usage: "boot the kernel at `PATH` directly, without a bootloader"},
+			&cli.StringFlag{Name: "initrd", Usage: "initial ramdisk `PATH` for --kernel"},
+			&cli.StringFlag{Name: "cmdline", Usage: "kernel command line `STRING` for --kernel"},
+			&cli.StringSliceFlag{Name: "network", Aliases: []string{"net"}, Usage: "network card on host bridge `BRIDGE[=MAC]`, e.g. br0; repeat for more"},
+		)...),
 		Action: leaf(vmCreate),
 	}
 }
@@ -99,66 +96,87 @@ func vmCreate(c *cli.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := newSession(c)
-	if err != nil {
-		return err
-	}
-	w, err := s.api.CreateWorkload(s.ctx, spec)
-	if err != nil {
-		if client.IsConflict(err) {
-			return fmt.Errorf("a workload named %q already exists; pick another name, or delete it first with: bulwarkctl workload delete %s --wait", name, name)
-		}
-		return explain(err, "workload", "")
-	}
-	if s.format == formatTable {
-		fmt.Fprintf(s.out, "vm %q created\n", w.Name)
-	}
-	return s.printWorkload(w)
+	return createWorkload(c, "vm", spec)
 }
 
 // vmSpecFromFlags builds and validates the spec, reporting every problem.
 func vmSpecFromFlags(c *cli.Context, name string) (api.WorkloadSpec, error) {
-	spec := api.WorkloadSpec{
-		Name:     name,
-		Kind:     api.KindVM,
-		CPUs:     c.Int("cpus"),
-		Priority: c.Int("priority"),
-		// Placement is checked by spec.Validate (api.ParsePlacement), as
-		// the server checks it.
-		Require:      c.StringSlice("require"),
-		Prefer:       c.StringSlice("prefer"),
-		AntiAffinity: c.String("anti-affinity"),
-		SpreadBy:     c.String("spread-by"),
+	spec, flagErrs := specFromFlags(c, name, api.KindVM)
+	vm := api.VMSpec{
+		Kernel:  c.String("kernel"),
+		Initrd:  c.String("initrd"),
+		Cmdline: c.String("cmdline"),
 	}
-	var flagErrs []error
-	mem, err := api.ParseByteSize(c.String("memory"))
-	if err != nil {
-		flagErrs = append(flagErrs, fmt.Errorf("--memory: %w", err))
-		mem = api.MinMemory // reported above; keep Validate from repeating it
+	for _, f := range []string{"kernel", "initrd", "cmdline"} {
+		if c.IsSet(f) && c.String(f) == "" {
+			flagErrs = append(flagErrs, fmt.Errorf("--%s is empty", f))
+		}
 	}
-	spec.Memory = mem
-	for _, l := range c.StringSlice("label") {
-		k, v, err := api.ParseLabel(l)
+	// Every --disk and --network is kept, even one with a problem, so that
+	// Validate's "disk N" and "network N" count the flags as given.
+	for _, d := range c.StringSlice("disk") {
+		disk, err := parseDisk(d)
 		if err != nil {
 			flagErrs = append(flagErrs, err)
-			continue
 		}
-		if _, dup := spec.Labels[k]; dup {
-			flagErrs = append(flagErrs, fmt.Errorf("label key %q is given twice", k))
-			continue
+		vm.Disks = append(vm.Disks, disk)
+	}
+	for _, n := range c.StringSlice("network") {
+		nic, err := parseNetwork(n)
+		if err != nil {
+			flagErrs = append(flagErrs, err)
 		}
-		if spec.Labels == nil {
-			spec.Labels = map[string]string{}
+		vm.Networks = append(vm.Networks, nic)
+	}
+	if len(vm.Disks) > 0 || len(vm.Networks) > 0 || vm.Kernel != "" || vm.Initrd != "" || vm.Cmdline != "" {
+		spec.VM = &vm
+	}
+	return spec, checkSpec("vm", spec, flagErrs)
+}
+
+// parseDisk reads --disk PATH[:FORMAT][:ro]. The path itself is checked
+// by api.VMSpec.Validate. On an error the disk is returned with what could
+// be read, and without the bad option.
+func parseDisk(s string) (api.DiskSpec, error) {
+	path, opts, hasOpts := strings.Cut(s, ":")
+	d := api.DiskSpec{Path: path}
+	if !hasOpts {
+		return d, nil
+	}
+	for _, o := range strings.Split(opts, ":") {
+		switch o {
+		case api.DiskFormatRaw, api.DiskFormatQCOW2:
+			if d.Format != "" {
+				return d, fmt.Errorf("--disk %q: the format is given twice; use PATH[:FORMAT][:ro]", s)
+			}
+			if d.ReadOnly {
+				return d, fmt.Errorf("--disk %q: the format comes before :ro, as in %s:%s:ro", s, path, o)
+			}
+			d.Format = o
+		case "ro":
+			if d.ReadOnly {
+				return d, fmt.Errorf("--disk %q: :ro is given twice", s)
+			}
+			d.ReadOnly = true
+		case "":
+			return d, fmt.Errorf("--disk %q: empty option after ':'; use PATH[:FORMAT][:ro], e.g. --disk /srv/images/web1.qcow2:qcow2", s)
+		default:
+			return d, fmt.Errorf("--disk %q: format %q is not supported: use raw or qcow2 (and :ro for a read-only disk), e.g. --disk %s:qcow2; the path may not hold ':'", s, o, path)
 		}
-		spec.Labels[k] = v
 	}
-	var errs []error
-	if err := spec.Validate(); err != nil {
-		errs = append(errs, err)
+	return d, nil
+}
+
+// parseNetwork reads --network BRIDGE[=MAC]. The bridge name and MAC are
+// checked by api.VMSpec.Validate; a valid MAC is sent in canonical form.
+func parseNetwork(s string) (api.NetworkSpec, error) {
+	bridge, mac, hasMAC := strings.Cut(s, "=")
+	n := api.NetworkSpec{Bridge: bridge, MAC: mac}
+	if hasMAC && mac == "" {
+		return n, fmt.Errorf("--network %q: the MAC after '=' is empty; give one like 52:54:00:12:34:56, or leave out '=' to have one picked", s)
 	}
-	errs = append(errs, flagErrs...)
-	if len(errs) > 0 {
-		return spec, invalidInput("vm", errors.Join(errs...))
+	if canon, err := api.ParseMAC(mac); hasMAC && err == nil {
+		n.MAC = canon
 	}
-	return spec, nil
+	return n, nil
 }

@@ -26,12 +26,13 @@ const reasonWidth = 50
 func workloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "workload",
-		UsageText: "bulwarkctl workload list|show|delete [options] [NAME]",
+		UsageText: "bulwarkctl workload list|show|logs|delete [options] [NAME]",
 		Aliases:   []string{"workloads", "wl"},
-		Usage:     "list, show and delete workloads (VMs and containers)",
+		Usage:     "list, show, print the output of, and delete workloads (VMs and containers)",
 		Description: `A workload is a VM or a container that the cluster keeps running. Create
-VMs with "bulwarkctl vm create" or any workload from a file with
-"bulwarkctl apply"; this command group lists, shows and deletes them.
+VMs with "bulwarkctl vm create", containers with "bulwarkctl container
+run", or any workload from a file with "bulwarkctl apply"; this command
+group lists and shows them, prints their output, and deletes them.
 
 States: pending (waiting for a node with enough room; the reason says why),
 starting, running, stopping, stopped, failed.
@@ -39,8 +40,9 @@ starting, running, stopping, stopped, failed.
 Examples:
    bulwarkctl workload list
    bulwarkctl workload show web-1
+   bulwarkctl workload logs web-1 --follow
    bulwarkctl workload delete web-1 --wait`,
-		Subcommands: []*cli.Command{workloadListCommand(), workloadShowCommand(), workloadDeleteCommand()},
+		Subcommands: []*cli.Command{workloadListCommand(), workloadShowCommand(), workloadLogsCommand(), workloadDeleteCommand()},
 	}
 }
 
@@ -70,8 +72,12 @@ func workloadShowCommand() *cli.Command {
 		ArgsUsage: "NAME",
 		Description: `Shows one workload: kind, state, the node it runs on, its resources,
 priority, labels, its placement rules (require, prefer, anti-affinity,
-spread-by; only those that are set), the fencing epoch of its placement, and
-the full reason if it is pending or failed. "bulwarkctl explain NAME" shows
+spread-by; only those that are set), for a container its image, command
+and environment, for a VM its disks, direct-boot kernel, initrd and
+command line, and networks (those that are set), its restart policy and
+how often it was moved to another host after its host gave up restarting
+it (reschedules, at most 3), the fencing epoch of its placement, and the
+full reason if it is pending or failed. "bulwarkctl explain NAME" shows
 how the scheduler judged each host. With -o json it prints the API's
 workload object (fields name, kind, state, host, cpus, memory, ...).
 
@@ -205,6 +211,13 @@ func writeWorkload(out io.Writer, w *api.WorkloadView) {
 		row(tw, "Command:", orDash(strings.Join(w.Command, " ")))
 		row(tw, "Env:", joinMap(w.Env))
 	}
+	writeVM(tw, w.VM)
+	restart := string(w.Restart)
+	if restart == "" {
+		restart = string(api.RestartAlways) + " (default)"
+	}
+	row(tw, "Restart:", restart)
+	row(tw, "Reschedules:", fmt.Sprintf("%d (at most %d)", w.Reschedules, api.RescheduleLimit))
 	epoch := "-"
 	if w.Epoch != 0 {
 		epoch = strconv.FormatInt(w.Epoch, 10)
@@ -213,6 +226,46 @@ func writeWorkload(out io.Writer, w *api.WorkloadView) {
 	row(tw, "Created:", formatTime(w.CreatedAt))
 	row(tw, "Reason:", orDash(strings.Join(strings.Fields(w.Reason), " ")))
 	_ = tw.Flush()
+}
+
+// writeVM writes the rows of the VM settings that are set.
+func writeVM(tw io.Writer, vm *api.VMSpec) {
+	if vm == nil {
+		return
+	}
+	if len(vm.Disks) > 0 {
+		disks := make([]string, len(vm.Disks))
+		for i, d := range vm.Disks {
+			f := d.Format
+			if f == "" {
+				f = api.DiskFormatRaw
+			}
+			if d.ReadOnly {
+				f += ", read-only"
+			}
+			disks[i] = fmt.Sprintf("%s (%s)", d.Path, f)
+		}
+		row(tw, "Disks:", strings.Join(disks, "; "))
+	}
+	if vm.Kernel != "" {
+		row(tw, "Kernel:", vm.Kernel)
+	}
+	if vm.Initrd != "" {
+		row(tw, "Initrd:", vm.Initrd)
+	}
+	if vm.Cmdline != "" {
+		row(tw, "Cmdline:", vm.Cmdline)
+	}
+	if len(vm.Networks) > 0 {
+		nets := make([]string, len(vm.Networks))
+		for i, n := range vm.Networks {
+			nets[i] = n.Bridge
+			if n.MAC != "" {
+				nets[i] += " (" + n.MAC + ")"
+			}
+		}
+		row(tw, "Networks:", strings.Join(nets, "; "))
+	}
 }
 
 func workloadDelete(c *cli.Context, args []string) error {
