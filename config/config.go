@@ -168,14 +168,14 @@ func DefaultServer() *Server {
 // DefaultAgent returns an agent configuration with every default.
 func DefaultAgent() *Agent {
 	return &Agent{
-		LogLevel:   "info",
-		SessionTTL: 3 * time.Second,
-		Etcd:       defaultEtcd(),
-		LibvirtURI: "qemu:///system",
+		LogLevel:           "info",
+		SessionTTL:         3 * time.Second,
+		Etcd:               defaultEtcd(),
+		LibvirtURI:         "qemu:///system",
 		ConsoleLogDir:      "/var/log/bulwark/console",
 		ContainerdStateDir: "/var/lib/bulwark/containerd",
-		Labels:     map[string]string{},
-		origins:    origins{},
+		Labels:             map[string]string{},
+		origins:            origins{},
 	}
 }
 
