@@ -1,4 +1,4 @@
-package containerdtest
+package daemon
 
 import (
 	"archive/tar"
@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,4 +111,21 @@ func TestBuildBusyboxArchive(t *testing.T) {
 func sha256hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// BuildBusyboxArchive writes the archive into dir ("" : a temporary one).
+func BuildBusyboxArchive(t *testing.T, dir string) (string, string) {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, "busybox-oci.tar")
+	ref, err := WriteBusyboxArchive(path)
+	if errors.Is(err, ErrNoBusybox) {
+		t.Skip("SKIP: " + err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, ref
 }
