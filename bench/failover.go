@@ -29,6 +29,9 @@ type FailoverConfig struct {
 	Seed   int64
 	// Timeout bounds one round's recovery.
 	Timeout time.Duration
+	// Driver is the dev cluster's driver (devcluster.DriverTest or
+	// DriverContainerd, whose workloads outlive their agent).
+	Driver  string
 	DataDir string
 	Out     io.Writer
 	Log     *slog.Logger
@@ -93,7 +96,7 @@ func newRig(ctx context.Context, cfg FailoverConfig) (*rig, func(), error) {
 	}
 	cl, err := devcluster.Start(ctx, devcluster.Config{
 		Hosts: cfg.Hosts, DataDir: dir, APIAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), EtcdPort: ports[1],
-		SessionTTL: cfg.SessionTTL, BMCLatency: cfg.BMCLatency, Log: cfg.Log,
+		SessionTTL: cfg.SessionTTL, BMCLatency: cfg.BMCLatency, Driver: cfg.Driver, Log: cfg.Log,
 	})
 	if err != nil {
 		cleanup()
@@ -103,7 +106,15 @@ func newRig(ctx context.Context, cfg FailoverConfig) (*rig, func(), error) {
 	done := func() { cl.Stop(); cleanup() }
 	for i := 0; i < cfg.Workloads; i++ {
 		name := fmt.Sprintf("vm-%03d", i)
-		if _, err := r.api.CreateWorkload(ctx, api.WorkloadSpec{Name: name, Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB, Priority: (i % 3) * 100}); err != nil {
+		spec := api.WorkloadSpec{Name: name, Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB, Priority: (i % 3) * 100}
+		if cfg.Driver == devcluster.DriverContainerd {
+			spec.Name = fmt.Sprintf("ctr-%03d", i)
+			spec.Kind, spec.Memory = api.KindContainer, 64*api.MiB
+			spec.Image = "oci-archive:" + cl.BusyboxArchive()
+			spec.Command = []string{"sleep", "100000"}
+		}
+		name = spec.Name
+		if _, err := r.api.CreateWorkload(ctx, spec); err != nil {
 			done()
 			return nil, nil, err
 		}
@@ -239,8 +250,8 @@ func Failover(ctx context.Context, cfg FailoverConfig) error {
 		return fmt.Errorf("bench failover: %w", err)
 	}
 	out := cfg.Out
-	fmt.Fprintf(out, "bench failover: %d hosts, %d workloads, %d rounds, faults %s, BMC latency %s, lease TTL %s\n",
-		cfg.Hosts, cfg.Workloads, cfg.Rounds, strings.Join(cfg.Faults, ","), cfg.BMCLatency, cfg.SessionTTL)
+	fmt.Fprintf(out, "bench failover: %d hosts, %d workloads, %d rounds, faults %s, BMC latency %s, lease TTL %s, driver %s\n",
+		cfg.Hosts, cfg.Workloads, cfg.Rounds, strings.Join(cfg.Faults, ","), cfg.BMCLatency, cfg.SessionTTL, orTest(cfg.Driver))
 	r, done, err := newRig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("bench failover: %w", err)
@@ -288,7 +299,7 @@ func Chaos(ctx context.Context, cfg FailoverConfig) error {
 	}
 	out := cfg.Out
 	rng := rand.New(rand.NewSource(cfg.Seed))
-	fmt.Fprintf(out, "chaos: seed %d, %d hosts, %d workloads, %d faults\n", cfg.Seed, cfg.Hosts, cfg.Workloads, cfg.Rounds)
+	fmt.Fprintf(out, "chaos: seed %d, %d hosts, %d workloads, %d faults, driver %s\n", cfg.Seed, cfg.Hosts, cfg.Workloads, cfg.Rounds, orTest(cfg.Driver))
 	r, done, err := newRig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
@@ -369,4 +380,11 @@ func Chaos(ctx context.Context, cfg FailoverConfig) error {
 	sort.Strings(kinds)
 	fmt.Fprintf(out, "faults: %s\n", strings.Join(kinds, " "))
 	return report(out, times, r)
+}
+
+func orTest(driver string) string {
+	if driver == "" {
+		return devcluster.DriverTest
+	}
+	return driver
 }

@@ -457,12 +457,12 @@ func checkEndpoints(eps []string) error {
 }
 
 func checkLibvirtURI(s string) error {
+	if s == "none" {
+		return nil // a host without VMs
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" {
 		return fmt.Errorf("%q is not a libvirt URI such as qemu:///system", s)
-	}
-	if s == "none" {
-		return nil
 	}
 	driver, _, _ := strings.Cut(u.Scheme, "+")
 	if driver != "qemu" && driver != "test" {

@@ -26,6 +26,8 @@ import (
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	etcdstore "github.com/bulwarkhq/bulwark/clusterstore/etcd"
+	"github.com/bulwarkhq/bulwark/drivers/containerd"
+	"github.com/bulwarkhq/bulwark/drivers/containerd/daemon"
 	"github.com/bulwarkhq/bulwark/drivers/libvirt"
 	"github.com/bulwarkhq/bulwark/fencing"
 	"github.com/bulwarkhq/bulwark/fencing/bmcemu"
@@ -50,11 +52,24 @@ type Config struct {
 	Binary string
 	// BMCLatency is how long each emulated BMC takes to power a host off.
 	BMCLatency time.Duration
-	Log        *slog.Logger
+	// Driver is what the simulated hosts run workloads with: DriverTest
+	// (libvirt's test driver inside each agent; no root needed) or
+	// DriverContainerd (real containers in a private containerd, each host
+	// its own namespace; needs root). Their workloads outlive a hung or
+	// partitioned agent, as on a real host.
+	Driver string
+	Log    *slog.Logger
 }
+
+// Drivers a dev cluster can run.
+const (
+	DriverTest       = "test"
+	DriverContainerd = "containerd"
+)
 
 // Cluster is a running dev cluster.
 type Cluster struct {
+	ctrd    *daemon.Daemon
 	cfg     Config
 	etcd    *etcdstore.Embedded
 	store   clusterstore.Store
@@ -74,9 +89,12 @@ type Host struct {
 	URI     string
 	BMC     *bmcemu.BMC
 	proxy   *proxy
-	fence   fencing.Device
-	cmd     *exec.Cmd
-	done    chan struct{}
+	// ctr reads and kills the host's containers directly (a power cut, and
+	// the truth for the invariant checker); nil with the test driver.
+	ctr   *containerd.Driver
+	fence fencing.Device
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // Start brings the cluster up and returns once every host is ready or ctx ends.
@@ -101,6 +119,17 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	if cfg.BMCLatency == 0 {
 		cfg.BMCLatency = time.Second
+	}
+	switch cfg.Driver {
+	case "":
+		cfg.Driver = DriverTest
+	case DriverTest:
+	case DriverContainerd:
+		if why := daemon.Missing(); why != "" {
+			return nil, fmt.Errorf("dev --driver containerd: %s (run as root after scripts/deps-real.sh)", why)
+		}
+	default:
+		return nil, fmt.Errorf("dev: --driver %q: use test or containerd", cfg.Driver)
 	}
 	if cfg.Binary == "" {
 		if cfg.Binary, err = os.Executable(); err != nil {
@@ -141,6 +170,16 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("dev: connect to embedded etcd: %w", err)
 	}
 
+	if cfg.Driver == DriverContainerd {
+		if c.ctrd, err = daemon.Start(); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("dev: private containerd: %w", err)
+		}
+		if _, err := daemon.WriteBusyboxArchive(c.BusyboxArchive()); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("dev: busybox image archive: %w", err)
+		}
+	}
 	for i := 1; i <= cfg.Hosts; i++ {
 		if err := c.addHost(fmt.Sprintf("host-%d", i)); err != nil {
 			ln.Close()
@@ -230,7 +269,7 @@ func (c *Cluster) addHost(name string) error {
 		Username: "admin", Password: password, SystemID: name, PowerOffDelay: c.cfg.BMCLatency, CertFile: certFile,
 		// A power cut: the agent and every workload it runs (the test
 		// driver's domains live inside it) die at once.
-		OnPowerOff: func() { c.killHost(name) },
+		OnPowerOff: func() { c.powerCut(name) },
 		OnPowerOn: func() {
 			if err := c.StartHost(name); err != nil {
 				c.cfg.Log.Error("power on: start agent", "host", name, "err", err)
@@ -242,6 +281,11 @@ func (c *Cluster) addHost(name string) error {
 	}
 	if err := h.BMC.Start("127.0.0.1:0"); err != nil {
 		return fmt.Errorf("dev: %s BMC: %w", name, err)
+	}
+	if c.ctrd != nil {
+		if h.ctr, err = containerd.New(containerd.Config{Address: c.ctrd.Address(), Host: name, StateDir: filepath.Join(dir, "containers")}); err != nil {
+			return fmt.Errorf("dev: %s containerd: %w", name, err)
+		}
 	}
 	h.fence, err = redfish.New(redfish.Config{Name: name + "-bmc", Endpoint: h.BMC.URL(), Username: "admin", Password: password,
 		CAFile: certFile, SystemID: name, Timeout: 15 * time.Second, PollInterval: 100 * time.Millisecond})
@@ -301,17 +345,21 @@ func (c *Cluster) StartHost(name string) error {
 		return fmt.Errorf("dev: %s log: %w", name, err)
 	}
 	done := make(chan struct{})
-	cmd := exec.Command(c.cfg.Binary, "agent",
+	args := []string{"--libvirt-uri", h.URI}
+	if c.ctrd != nil {
+		args = []string{"--libvirt-uri", "none", "--containerd-address", c.ctrd.Address(), "--containerd-state-dir", filepath.Join(h.Dir, "containers")}
+	}
+	cmd := exec.Command(c.cfg.Binary, append([]string{"agent",
 		"--name", name,
 		"--etcd", h.proxy.URL(),
-		"--libvirt-uri", h.URI,
 		"--label", "dev=true",
-		"--label", "rack="+rackOf(name),
+		"--label", "rack=" + rackOf(name),
 		"--config", "/dev/null", // a host's /etc/bulwark/agent.yaml is not for dev agents
 		"--console-log-dir", filepath.Join(h.Dir, "console"),
+		"--cpus", strconv.Itoa(c.cfg.HostCPUs), "--memory", c.cfg.HostMemory.String(),
 		"--session-ttl", c.cfg.SessionTTL.String(),
 		"--http-listen", "127.0.0.1:0",
-	)
+	}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group, and killed if we die: a dev cluster never leaves
 	// agents behind.
@@ -347,6 +395,31 @@ func (c *Cluster) killHost(name string) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
 }
+
+// powerCut ends everything a host runs: its agent and, with containerd,
+// its containers (which, like VMs on a real host, outlive the agent).
+func (c *Cluster) powerCut(name string) {
+	c.killHost(name)
+	h, ok := c.Host(name)
+	if !ok || h.ctr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tasks, err := h.ctr.List(ctx)
+	if err != nil {
+		c.cfg.Log.Error("power cut: list containers", "host", name, "err", err)
+	}
+	for _, t := range tasks {
+		if err := h.ctr.Destroy(ctx, t.Workload); err != nil {
+			c.cfg.Log.Error("power cut: kill container", "host", name, "workload", t.Workload, "err", err)
+		}
+	}
+}
+
+// BusyboxArchive is an OCI image archive of busybox the dev cluster writes
+// with the containerd driver, for trying containers without a registry.
+func (c *Cluster) BusyboxArchive() string { return filepath.Join(c.cfg.DataDir, "busybox-oci.tar") }
 
 func exitText(err error) string {
 	if err == nil {
@@ -439,5 +512,15 @@ func (c *Cluster) Stop() {
 	}
 	if c.etcd != nil {
 		c.etcd.Close()
+	}
+	for _, h := range hosts {
+		if h.ctr != nil {
+			h.ctr.Close()
+		}
+	}
+	if c.ctrd != nil {
+		if err := c.ctrd.Stop(); err != nil {
+			c.cfg.Log.Error("stop private containerd", "err", err)
+		}
 	}
 }

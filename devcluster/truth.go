@@ -54,6 +54,15 @@ func (k *Checker) Truth(ctx context.Context) (Truth, error) {
 		case h.BMC.Power() == fencing.Off:
 			// Powered off: nothing runs, whatever it said last.
 			tasks = nil
+		case h.ctr != nil:
+			// Containers outlive their agent: ask containerd itself.
+			st, err := h.ctr.List(ctx)
+			if err != nil {
+				return t, fmt.Errorf("%s containers: %w", name, err)
+			}
+			for _, s := range st {
+				tasks = append(tasks, api.Task{Workload: s.Workload, Epoch: s.Epoch, State: string(s.State)})
+			}
 		default:
 			n, ok := snap.Nodes[name]
 			fresh, err := k.ask(ctx, n.Value.AgentURL)

@@ -94,6 +94,7 @@ func failoverFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "session-ttl", Value: 3 * time.Second, Usage: "agents' heartbeat lease TTL (T)"},
 		&cli.StringFlag{Name: "fault", Value: "crash", Usage: "faults, comma-separated: crash, hang, partition"},
 		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed"},
+		&cli.StringFlag{Name: "driver", Value: "test", Usage: "test (libvirt's test driver, no root) or containerd (real containers that outlive their agent; root)"},
 	}
 }
 
@@ -101,6 +102,6 @@ func failoverConfig(c *cli.Context) (bench.FailoverConfig, error) {
 	return bench.FailoverConfig{
 		Hosts: c.Int("hosts"), Workloads: c.Int("workloads"), Rounds: c.Int("rounds"),
 		BMCLatency: c.Duration("bmc-latency"), SessionTTL: c.Duration("session-ttl"),
-		Faults: strings.Split(c.String("fault"), ","), Seed: c.Int64("seed"), Out: os.Stdout,
+		Faults: strings.Split(c.String("fault"), ","), Seed: c.Int64("seed"), Driver: c.String("driver"), Out: os.Stdout,
 	}, nil
 }

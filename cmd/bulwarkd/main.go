@@ -185,6 +185,7 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "host-cpus", Value: 8, Usage: "CPUs of each simulated host"},
 			&cli.StringFlag{Name: "host-memory", Value: "16GiB", Usage: "memory of each simulated host"},
 			&cli.DurationFlag{Name: "bmc-latency", Value: time.Second, Usage: "how long each emulated BMC takes to power its host off"},
+			&cli.StringFlag{Name: "driver", Value: "test", Usage: "test: simulated VMs (libvirt's test driver, no root); containerd: real containers in a private containerd (root)"},
 			sessionTTLFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -201,12 +202,12 @@ func devCommand() *cli.Command {
 			cl, err := devcluster.Start(ctx, devcluster.Config{
 				Hosts: c.Int("hosts"), DataDir: c.String("data-dir"), APIAddr: c.String("api-addr"),
 				EtcdPort: c.Int("etcd-port"), HostCPUs: c.Int("host-cpus"), HostMemory: mem,
-				SessionTTL: c.Duration("session-ttl"), BMCLatency: c.Duration("bmc-latency"), Log: log,
+				SessionTTL: c.Duration("session-ttl"), BMCLatency: c.Duration("bmc-latency"), Driver: c.String("driver"), Log: log,
 			})
 			if err != nil {
 				return err
 			}
-			printTour(cl, c.String("data-dir"))
+			printTour(cl, c.String("data-dir"), c.String("driver"))
 			<-ctx.Done()
 			fmt.Fprintln(os.Stderr, "\nstopping the dev cluster...")
 			cl.Stop()
@@ -220,25 +221,32 @@ func defaultDataDir() string {
 	return fmt.Sprintf("%s/bulwark-dev-%d", os.TempDir(), os.Getuid())
 }
 
-func printTour(cl *devcluster.Cluster, dataDir string) {
+func printTour(cl *devcluster.Cluster, dataDir, driver string) {
 	api := cl.APIURL()
 	env := ""
 	if api != "http://127.0.0.1:7370" {
 		env = "export BULWARK_API=" + api + "\n  "
 	}
+	try := `bulwarkctl vm create web1 --cpus 1 --memory 256MiB
+  bulwarkctl workload show web1`
+	if driver == devcluster.DriverContainerd {
+		try = fmt.Sprintf(`bulwarkctl container run web1 --image-archive %s -- httpd -f -p 18080
+  bulwarkctl workload show web1
+  bulwarkctl workload logs web1`, cl.BusyboxArchive())
+	}
 	fmt.Printf(`
-Bulwark dev cluster is up: %d hosts (%s).
+Bulwark dev cluster is up: %d hosts (%s), driver %s.
   API:       %s
   etcd:      %s
   host logs: %s/hosts/<host>/agent.log
 
 Try, from another shell:
   %sbulwarkctl node list
-  bulwarkctl vm create web1 --cpus 1 --memory 256MiB
-  bulwarkctl workload show web1
+  %s
+  bulwarkctl dev fault host-1 crash     # then watch: bulwarkctl node list
   bulwarkctl workload list
   bulwarkctl workload delete web1
 
 Press Ctrl-C to stop everything.
-`, len(cl.HostNames()), strings.Join(cl.HostNames(), ", "), api, strings.Join(cl.EtcdEndpoints(), ","), dataDir, env)
+`, len(cl.HostNames()), strings.Join(cl.HostNames(), ", "), driver, api, strings.Join(cl.EtcdEndpoints(), ","), dataDir, env, try)
 }
