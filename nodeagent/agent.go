@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/api"
@@ -62,6 +63,8 @@ type Agent struct {
 	reported map[string]api.WorkloadStatus
 	// restarts tracks local restart backoff per workload.
 	restarts map[string]*restartState
+	// mu guards reported and restarts, which parallel starts share.
+	mu sync.Mutex
 	// watchdog is the open watchdog device, if one is configured.
 	watchdog       *os.File
 	watchdogWarned bool
@@ -355,9 +358,20 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	// Start in parallel (bounded): after a failover a host takes over many
+	// workloads at once, and each start waits on its runtime.
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
 	for _, name := range names {
-		a.ensure(ctx, sess, want[name], have[name])
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(d desired, cur drivers.Status) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a.ensure(ctx, sess, d, cur)
+		}(want[name], have[name])
 	}
+	wg.Wait()
 	return nil
 }
 
@@ -372,11 +386,13 @@ func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desire
 		return
 	}
 	now := a.cfg.now()
+	a.mu.Lock()
 	rs := a.restarts[name]
 	if rs == nil || rs.epoch != epoch {
 		rs = &restartState{epoch: epoch}
 		a.restarts[name] = rs
 	}
+	a.mu.Unlock()
 	if rs.lastErr != "" || cur.Workload != "" && cur.Epoch == epoch {
 		// It ran (or tried to) at this epoch and is not running.
 		state, detail := api.StateFailed, rs.lastErr
@@ -443,7 +459,9 @@ func (a *Agent) remove(ctx context.Context, sess *clusterstore.Session, name str
 	}
 	a.log.Info("removed", "workload", name, "epoch", epoch)
 	a.deleteStatus(ctx, name)
+	a.mu.Lock()
 	delete(a.restarts, name)
+	a.mu.Unlock()
 }
 
 func (a *Agent) report(ctx context.Context, sess *clusterstore.Session, name string, epoch int64, state api.State, reason string) {
@@ -454,7 +472,10 @@ func (a *Agent) report(ctx context.Context, sess *clusterstore.Session, name str
 // unless it is what was last written.
 func (a *Agent) reportStatus(ctx context.Context, sess *clusterstore.Session, st api.WorkloadStatus) {
 	name := st.Workload
-	if old, ok := a.reported[name]; ok && old.Epoch == st.Epoch && old.State == st.State && old.Reason == st.Reason && old.GaveUp == st.GaveUp {
+	a.mu.Lock()
+	old, ok := a.reported[name]
+	a.mu.Unlock()
+	if ok && old.Epoch == st.Epoch && old.State == st.State && old.Reason == st.Reason && old.GaveUp == st.GaveUp {
 		return
 	}
 	st.Schema, st.Host, st.UpdatedAt = api.SchemaVersion, a.cfg.Host, a.cfg.now().UTC()
@@ -463,7 +484,9 @@ func (a *Agent) reportStatus(ctx context.Context, sess *clusterstore.Session, st
 		a.log.Warn("report status failed", "workload", name, "err", err)
 		return
 	}
+	a.mu.Lock()
 	a.reported[name] = st
+	a.mu.Unlock()
 }
 
 func (a *Agent) deleteStatus(ctx context.Context, name string) {
@@ -471,7 +494,9 @@ func (a *Agent) deleteStatus(ctx context.Context, name string) {
 		a.log.Warn("delete status failed", "workload", name, "err", err)
 		return
 	}
+	a.mu.Lock()
 	delete(a.reported, name)
+	a.mu.Unlock()
 }
 
 func orDefault(s, def string) string {
