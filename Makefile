@@ -15,6 +15,8 @@ LDFLAGS := -X main.Version=$(VERSION) -X main.Commit=$(COMMIT) -X main.Date=$(DA
 	-X github.com/bulwarkhq/bulwark/cmd/bulwarkctl/ctl.Date=$(DATE)
 
 HOSTS ?= 3
+# DRIVER=test (simulated VMs, no root) or DRIVER=containerd (real containers, root)
+DRIVER ?= test
 DEV_ARGS ?=
 TEST_FLAGS ?= -count=1 -timeout 20m
 
@@ -34,8 +36,9 @@ build: deps-build
 	go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/bulwarkd ./cmd/bulwarkctl
 
 dev: build
+	@if [ "$(DRIVER)" = containerd ]; then scripts/deps-real.sh; fi
 	@echo "bulwarkctl is in $(CURDIR)/bin; run: export PATH=$(CURDIR)/bin:\$$PATH"
-	./bin/bulwarkd dev --hosts $(HOSTS) $(DEV_ARGS)
+	./bin/bulwarkd dev --hosts $(HOSTS) --driver $(DRIVER) $(DEV_ARGS)
 
 # Every test, including those against embedded etcd, libvirt's test driver
 # and real processes. Tests that need more than this machine offers skip

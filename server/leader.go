@@ -85,6 +85,9 @@ func (l *leader) run(ctx context.Context) error {
 	healthWG.Add(1)
 	go func() {
 		defer healthWG.Done()
+		// Hosts register in the first seconds of a cluster: probe soon
+		// after start, then every CheckInterval.
+		next := time.After(2 * time.Second)
 		t := time.NewTicker(l.fo.cfg.CheckInterval)
 		defer t.Stop()
 		for {
@@ -92,6 +95,8 @@ func (l *leader) run(ctx context.Context) error {
 			select {
 			case <-healthCtx.Done():
 				return
+			case <-next:
+				next = nil
 			case <-t.C:
 			}
 		}
