@@ -135,6 +135,10 @@ type Agent struct {
 	LibvirtURI string
 	// DomainType is kvm, qemu or test; empty: detected from the URI.
 	DomainType string
+	// SelfFenceAfter is T_self; 0: 0.6 SessionTTL.
+	SelfFenceAfter time.Duration
+	// WatchdogDevice is fed while the lease is healthy; empty: none.
+	WatchdogDevice string
 	// ConsoleLogDir receives each VM's serial console log.
 	ConsoleLogDir string
 	// ContainerdAddress, if set, makes the host run containers too.

@@ -53,6 +53,10 @@ func valueOf(cfg any, key string) any {
 			return c.LibvirtURI
 		case "libvirt.domain_type":
 			return c.DomainType
+		case "self_fence_after":
+			return c.SelfFenceAfter
+		case "watchdog_device":
+			return c.WatchdogDevice
 		case "libvirt.console_log_dir":
 			return c.ConsoleLogDir
 		case "containerd.address":
@@ -206,6 +210,8 @@ func samples(kind Kind) []sample {
 		sample{key: "libvirt.domain_type", file: "kvm", env: "qemu", flag: []string{"test"}, fileV: "kvm", envV: "qemu", flV: "test"},
 		sample{key: "labels", file: "\n  rack: r1\n  zone: a", env: "rack=r2,zone=b", flag: []string{"rack=r3"},
 			fileV: map[string]string{"rack": "r1", "zone": "a"}, envV: map[string]string{"rack": "r2", "zone": "b"}, flV: map[string]string{"rack": "r3"}},
+		sample{key: "self_fence_after", file: "2s", env: "1500ms", flag: []string{"1s"}, fileV: 2 * time.Second, envV: 1500 * time.Millisecond, flV: time.Second},
+		sample{key: "watchdog_device", file: "/dev/watchdog", env: "/dev/watchdog1", flag: []string{""}, fileV: "/dev/watchdog", envV: "/dev/watchdog1", flV: ""},
 		sample{key: "libvirt.console_log_dir", file: "/f/console", env: "/e/console", flag: []string{""}, fileV: "/f/console", envV: "/e/console", flV: ""},
 		sample{key: "containerd.address", file: "/f/c.sock", env: "/e/c.sock", flag: []string{""}, fileV: "/f/c.sock", envV: "/e/c.sock", flV: ""},
 		sample{key: "containerd.state_dir", file: "/f/state", env: "/e/state", flag: []string{"/x/state"}, fileV: "/f/state", envV: "/e/state", flV: "/x/state"},

@@ -160,7 +160,8 @@ func agentCommand() *cli.Command {
 			}
 			defer store.Close()
 			ag, err := nodeagent.New(nodeagent.Config{Host: name, Labels: cfg.Labels, Store: store, Driver: drv, SessionTTL: cfg.SessionTTL,
-				HTTPListen: cfg.HTTPListen, CPUs: cfg.CPUs, Memory: cfg.Memory, Log: log, OnReady: notifier(log, "READY=1")})
+				HTTPListen: cfg.HTTPListen, CPUs: cfg.CPUs, Memory: cfg.Memory, Log: log, OnReady: notifier(log, "READY=1"),
+				SelfFenceAfter: cfg.SelfFenceAfter, WatchdogDevice: cfg.WatchdogDevice})
 			if err != nil {
 				return err
 			}
