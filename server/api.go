@@ -57,6 +57,8 @@ func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx cont
 	mux.HandleFunc("GET /v1/allocations", h.listAllocations)
 	mux.HandleFunc("GET /v1/settings", h.getSettings)
 	mux.HandleFunc("PUT /v1/settings", h.putSettings)
+	mux.HandleFunc("GET /v1/events", h.listEvents)
+	mux.HandleFunc("GET /v1/whatif", h.whatIf)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

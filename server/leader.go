@@ -234,6 +234,21 @@ func (l *leader) cleanup(ctx context.Context, snap *clusterstore.Snapshot) (bool
 	return again, nil
 }
 
+// stillRunningOn names a host whose agent still reports the workload as
+// running, starting or stopping. Reports are bound to the agent's lease, so
+// a dead host reports nothing.
+func stillRunningOn(snap *clusterstore.Snapshot, workload string) string {
+	for host, byName := range snap.Statuses {
+		if s, ok := byName[workload]; ok {
+			switch s.Value.State {
+			case api.StateRunning, api.StateStarting, api.StateStopping:
+				return host
+			}
+		}
+	}
+	return ""
+}
+
 func reportingHost(snap *clusterstore.Snapshot, workload string) string {
 	for host, byName := range snap.Statuses {
 		if _, ok := byName[workload]; ok {
@@ -305,9 +320,16 @@ func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 // the next evaluation starts from fresh state.
 func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now time.Time) (bool, error) {
 	var pending []api.Workload
+	var held []scheduler.Unplaced
 	l.wakeAt = time.Time{}
 	for name, w := range snap.Workloads {
 		if _, placed := snap.Allocations[name]; placed || w.Value.Deleting {
+			continue
+		}
+		if host := stillRunningOn(snap, name); host != "" {
+			// Preempted (or moved) but its old host has not stopped it
+			// yet: placing it now could run it twice.
+			held = append(held, scheduler.Unplaced{Workload: name, Reason: "waiting for " + host + " to stop it"})
 			continue
 		}
 		if p, ok := snap.Pending[name]; ok && now.Before(p.Value.NotBefore) {
@@ -319,12 +341,16 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		}
 		pending = append(pending, w.Value)
 	}
-	if len(pending) == 0 {
+	if len(pending) == 0 && len(held) == 0 {
 		return false, nil
 	}
 	began := time.Now()
 	st := SchedulerState(snap)
-	plan := l.cfg.Scheduler.Schedule(st, pending, now)
+	var plan scheduler.Plan
+	if len(pending) > 0 {
+		plan = l.cfg.Scheduler.Schedule(st, pending, now)
+	}
+	plan.Unplaced = append(plan.Unplaced, held...)
 	scheduled := time.Now()
 	// Replay the plan through the same checks the engine used: a plan that
 	// would overcommit a host or break a constraint is a bug, and we refuse

@@ -424,3 +424,33 @@ func TestBurstIsCoalesced(t *testing.T) {
 		t.Fatalf("%d creates took %d evaluations: not coalesced", n, evals)
 	}
 }
+
+// A workload that lost its allocation (preempted) is not placed again while
+// its old host still reports it running: that could run it twice.
+func TestNotReplacedWhileOldHostRunsIt(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	h1 := fakeHost(t, st, "h1", 8, 16*api.GiB)
+	fakeHost(t, st, "h2", 8, 16*api.GiB)
+	ctx := context.Background()
+	w := api.Workload{Schema: 1, WorkloadSpec: api.WorkloadSpec{Name: "victim", Kind: api.KindVM, CPUs: 1, Memory: api.GiB}}
+	status := api.WorkloadStatus{Schema: 1, Workload: "victim", Host: "h1", Epoch: 1, State: api.StateStopping}
+	pending := api.PendingReason{Schema: 1, Workload: "victim", Reason: "preempted", Displaced: true}
+	if _, _, err := st.Txn(ctx, nil, []clusterstore.Op{
+		clusterstore.Put(clusterstore.WorkloadKey("victim"), clusterstore.Encode(w)),
+		clusterstore.Put(clusterstore.PendingKey("victim"), clusterstore.Encode(pending)),
+		clusterstore.PutWithLease(clusterstore.StatusKey("h1", "victim"), clusterstore.Encode(status), h1.Lease()),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, url, _ := startServer(t, st, "s1")
+	waitFor(t, "the reason", func() bool { return getView(t, url, "victim").Reason == "waiting for h1 to stop it" })
+	if v := getView(t, url, "victim"); v.Host != "" {
+		t.Fatalf("placed while h1 still stops it: %+v", v)
+	}
+	// h1 has stopped it and removed its report: now it may run elsewhere.
+	if _, _, err := st.Txn(ctx, nil, []clusterstore.Op{clusterstore.Delete(clusterstore.StatusKey("h1", "victim"))}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "placed", func() bool { return getView(t, url, "victim").Host != "" })
+}
