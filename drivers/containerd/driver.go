@@ -166,7 +166,7 @@ type Driver struct {
 	// an archive's files after the files, so two imports at once collide.
 	importMu sync.Mutex
 
-	locks keyedMutex
+	locks drivers.KeyedMutex
 }
 
 var (
@@ -360,7 +360,7 @@ func (d *Driver) Start(ctx context.Context, t drivers.Task) error {
 		return fmt.Errorf("start %s: %w", t.Workload, err)
 	}
 	defer d.mu.RUnlock()
-	unlock, err := d.locks.lock(ctx, t.Workload)
+	unlock, err := d.locks.Lock(ctx, t.Workload)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", t.Workload, err)
 	}
@@ -808,7 +808,7 @@ func (d *Driver) Stop(ctx context.Context, workload string) error {
 		return fmt.Errorf("stop %s: %w", workload, err)
 	}
 	defer d.mu.RUnlock()
-	unlock, err := d.locks.lock(ctx, workload)
+	unlock, err := d.locks.Lock(ctx, workload)
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", workload, err)
 	}
@@ -960,7 +960,7 @@ func (d *Driver) Destroy(ctx context.Context, workload string) error {
 		return fmt.Errorf("destroy %s: %w", workload, err)
 	}
 	defer d.mu.RUnlock()
-	unlock, err := d.locks.lock(ctx, workload)
+	unlock, err := d.locks.Lock(ctx, workload)
 	if err != nil {
 		return fmt.Errorf("destroy %s: %w", workload, err)
 	}
@@ -1174,52 +1174,3 @@ type readableError struct {
 func (e readableError) Error() string { return e.msg }
 func (e readableError) Unwrap() error { return e.err }
 
-// keyedMutex serialises operations per workload without holding up others;
-// waiting respects the caller's context.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	ch   chan struct{}
-	refs int
-}
-
-func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = make(map[string]*keyLock)
-	}
-	l := k.m[key]
-	if l == nil {
-		l = &keyLock{ch: make(chan struct{}, 1)}
-		k.m[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-
-	release := func() {
-		k.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
-	unlock := func() { <-l.ch; release() }
-	// Take a free lock even with a done context: Destroy after a deadline
-	// must still be able to run.
-	select {
-	case l.ch <- struct{}{}:
-		return unlock, nil
-	default:
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return unlock, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
-}

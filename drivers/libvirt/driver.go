@@ -81,7 +81,7 @@ type Driver struct {
 	// be checked here before libvirt is asked to start a guest.
 	local bool
 
-	locks keyedMutex
+	locks drivers.KeyedMutex
 }
 
 var _ drivers.Driver = (*Driver)(nil)
@@ -209,7 +209,7 @@ func (d *Driver) Start(ctx context.Context, t drivers.Task) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	defer d.mu.RUnlock()
-	unlock, err := d.locks.lock(ctx, t.Workload)
+	unlock, err := d.locks.Lock(ctx, t.Workload)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
@@ -393,7 +393,7 @@ func (d *Driver) Stop(ctx context.Context, workload string) error {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
 	defer d.mu.RUnlock()
-	unlock, err := d.locks.lock(ctx, workload)
+	unlock, err := d.locks.Lock(ctx, workload)
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
@@ -472,7 +472,7 @@ func (d *Driver) Destroy(ctx context.Context, workload string) error {
 		return fmt.Errorf("destroy %s: %w", name, err)
 	}
 	defer d.mu.RUnlock()
-	unlock, err := d.locks.lock(ctx, workload)
+	unlock, err := d.locks.Lock(ctx, workload)
 	if err != nil {
 		return fmt.Errorf("destroy %s: %w", name, err)
 	}
@@ -710,52 +710,3 @@ func isNoDomain(err error) bool {
 	return errors.Is(err, golibvirt.ERR_NO_DOMAIN)
 }
 
-// keyedMutex serialises operations per workload without holding up others;
-// waiting respects the caller's context.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	ch   chan struct{}
-	refs int
-}
-
-func (k *keyedMutex) lock(ctx context.Context, key string) (func(), error) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = make(map[string]*keyLock)
-	}
-	l := k.m[key]
-	if l == nil {
-		l = &keyLock{ch: make(chan struct{}, 1)}
-		k.m[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-
-	release := func() {
-		k.mu.Lock()
-		l.refs--
-		if l.refs == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
-	unlock := func() { <-l.ch; release() }
-	// Take a free lock even with a done context: Destroy after a deadline
-	// must still be able to run.
-	select {
-	case l.ch <- struct{}{}:
-		return unlock, nil
-	default:
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return unlock, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
-}
