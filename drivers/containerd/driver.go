@@ -1173,4 +1173,3 @@ type readableError struct {
 
 func (e readableError) Error() string { return e.msg }
 func (e readableError) Unwrap() error { return e.err }
-

@@ -709,4 +709,3 @@ func pausedReason(r golibvirt.DomainPausedReason) string {
 func isNoDomain(err error) bool {
 	return errors.Is(err, golibvirt.ERR_NO_DOMAIN)
 }
-
