@@ -104,6 +104,10 @@ type Snapshot struct {
 	SettingsRevision int64
 }
 
+// snapshotPrefixes are the prefixes a Snapshot holds.
+var snapshotPrefixes = []string{NodesPrefix, HeartbeatsPrefix, WorkloadsPrefix, AllocationsPrefix, StatusPrefix, PendingPrefix,
+	FencingPrefix, FenceRequestsPrefix, FenceHealthPrefix, HostStatePrefix, SettingsKey}
+
 // ReadSnapshot reads every prefix of a Snapshot at one revision. Records that
 // fail to decode are skipped and returned as errors in bad, so that one
 // corrupt key cannot stop the cluster; callers log them.
@@ -121,10 +125,17 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 		HostStates:    map[string]Versioned[api.HostState]{},
 		Settings:      api.DefaultSettings(),
 	}
-	// One List of the whole prefix is one consistent read.
-	kvs, rev, err := s.List(ctx, Prefix, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read snapshot: %w", err)
+	// Every prefix at one revision: one consistent read that skips the
+	// event history and the election keys.
+	var kvs []KeyValue
+	rev := int64(0)
+	for _, p := range snapshotPrefixes {
+		part, at, err := s.List(ctx, p, rev)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read snapshot: %w", err)
+		}
+		rev = at
+		kvs = append(kvs, part...)
 	}
 	snap.Revision = rev
 	for _, kv := range kvs {

@@ -39,11 +39,22 @@ type Session struct {
 	mu      sync.Mutex
 	lastAck time.Time
 	closed  bool
+
+	observe func(latency time.Duration, err error)
+}
+
+// SessionOption adjusts a session.
+type SessionOption func(*Session)
+
+// WithKeepAliveObserver is told the round-trip time (or the error) of every
+// keepalive, e.g. for a lease renew latency metric.
+func WithKeepAliveObserver(f func(latency time.Duration, err error)) SessionOption {
+	return func(s *Session) { s.observe = f }
 }
 
 // NewSession grants a lease of ttl and keeps it alive, renewing every ttl/3,
 // until Close, Orphan, or the lease is lost.
-func NewSession(ctx context.Context, s Store, ttl time.Duration) (*Session, error) {
+func NewSession(ctx context.Context, s Store, ttl time.Duration, opts ...SessionOption) (*Session, error) {
 	if ttl <= 0 {
 		return nil, fmt.Errorf("new session: ttl %v must be positive", ttl)
 	}
@@ -63,6 +74,9 @@ func NewSession(ctx context.Context, s Store, ttl time.Duration) (*Session, erro
 		stopCtx: stopCtx,
 		stopFn:  stopFn,
 		lastAck: sent,
+	}
+	for _, o := range opts {
+		o(sess)
 	}
 	sess.wg.Add(1)
 	go sess.keepAlive()
@@ -140,6 +154,9 @@ func (s *Session) keepAlive() {
 		ctx, cancel := context.WithDeadline(s.stopCtx, deadline)
 		_, err := s.store.KeepAliveOnce(ctx, s.id)
 		cancel()
+		if s.observe != nil {
+			s.observe(time.Since(sent), err)
+		}
 		switch {
 		case err == nil:
 			s.ack(sent)

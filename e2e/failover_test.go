@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,6 +93,16 @@ func TestFailover(t *testing.T) {
 			if w.Epoch <= epoch {
 				t.Fatalf("new epoch %d not above old %d", w.Epoch, epoch)
 			}
+			// Metrics: the fence and the failover are counted, states exported.
+			metrics := httpGetText(t, apiURL+"/metrics")
+			for _, want := range []string{`bulwark_fence_attempts_total{result="ok"} 1`, "bulwark_failover_seconds_count 1", `bulwark_hosts{state="ready"} 2`, `bulwark_workloads{state="running"} 1`, "bulwark_leader 1"} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("server /metrics lacks %q", want)
+				}
+			}
+			if m := httpGetText(t, agents[w.Host]+"/metrics"); !strings.Contains(m, "bulwark_agent_lease_renew_seconds_count") || !strings.Contains(m, `bulwark_agent_workloads{state="running"} 1`) {
+				t.Errorf("agent /metrics:\n%s", m)
+			}
 			n := nodeByName(t, apiURL, victim)
 			if n.State != api.NodeFenced && n.State != api.NodeRecovered {
 				t.Fatalf("victim %s is %s (%s)", victim, n.State, n.Reason)
@@ -131,4 +142,15 @@ func TestFailover(t *testing.T) {
 			}
 		})
 	}
+}
+
+func httpGetText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

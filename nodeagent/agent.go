@@ -64,7 +64,8 @@ type Agent struct {
 	// restarts tracks local restart backoff per workload.
 	restarts map[string]*restartState
 	// mu guards reported and restarts, which parallel starts share.
-	mu sync.Mutex
+	mu      sync.Mutex
+	metrics *metrics
 	// watchdog is the open watchdog device, if one is configured.
 	watchdog       *os.File
 	watchdogWarned bool
@@ -113,7 +114,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
-	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.Host)}, nil
+	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.Host), metrics: newMetrics()}, nil
 }
 
 // Run registers the host and serves it until ctx ends. Losing the heartbeat
@@ -177,7 +178,7 @@ func (a *Agent) register(ctx context.Context, agentURL string) error {
 
 // serveSession holds one heartbeat session and reconciles until it is lost.
 func (a *Agent) serveSession(ctx context.Context) error {
-	sess, err := clusterstore.NewSession(ctx, a.cfg.Store, a.cfg.SessionTTL)
+	sess, err := clusterstore.NewSession(ctx, a.cfg.Store, a.cfg.SessionTTL, clusterstore.WithKeepAliveObserver(a.metrics.keepAlive))
 	if err != nil {
 		return fmt.Errorf("session: %w", err)
 	}
@@ -261,6 +262,7 @@ func (a *Agent) serveSession(ctx context.Context) error {
 // selfFence kills every workload this host runs: the cluster may restart
 // them elsewhere once our lease has expired.
 func (a *Agent) selfFence(why string) {
+	a.metrics.selfFences.Inc()
 	a.log.Error("SELF-FENCING: killing every workload on this host", "why", why)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -372,6 +374,9 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 		}(want[name], have[name])
 	}
 	wg.Wait()
+	a.mu.Lock()
+	a.metrics.setStates(a.reported)
+	a.mu.Unlock()
 	return nil
 }
 
@@ -419,6 +424,7 @@ func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desire
 			return
 		}
 		rs.restarts++
+		a.metrics.restarts.Inc()
 		a.log.Warn("restarting", "workload", name, "epoch", epoch, "restart", rs.restarts, "after", detail)
 	}
 	// Backoff before the next restart: 1s, 2s, 4s...

@@ -34,6 +34,7 @@ func (a *Agent) serveHTTP(ctx context.Context, ln net.Listener) {
 		_ = json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("GET /v1/logs/{workload}", a.serveLogs)
+	mux.Handle("GET /metrics", a.metrics.handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -69,6 +69,7 @@ type failover struct {
 	failedUntil map[string]time.Time
 	wg          sync.WaitGroup
 	now         func() time.Time
+	metrics     *metrics // nil in the simulation harness
 }
 
 func newFailover(cfg FencingConfig, store clusterstore.Store, log *slog.Logger, guard clusterstore.Cond, trigger func()) *failover {
@@ -243,7 +244,16 @@ func (f *failover) startFence(host string, epoch int64) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(len(devs)+1)*f.cfg.DeviceTimeout)
 		defer cancel()
 		f.log.Warn("fencing host", "host", host, "devices", len(devs))
+		began := time.Now()
 		ev, err := fencing.FenceHost(ctx, devs, f.cfg.DeviceTimeout)
+		if f.metrics != nil {
+			result := "ok"
+			if err != nil {
+				result = "failed"
+			}
+			f.metrics.fenceAttempts.WithLabelValues(result).Inc()
+			f.metrics.fenceSeconds.WithLabelValues(result).Observe(time.Since(began).Seconds())
+		}
 		if err != nil {
 			f.log.Error("fencing failed on every device", "host", host, "err", err, "retry_in", f.cfg.RetryInterval)
 			f.mu.Lock()
@@ -308,6 +318,12 @@ func (f *failover) recover(ctx context.Context, snap *clusterstore.Snapshot, hos
 	}
 	if done {
 		f.log.Warn("recovering workloads of fenced host", "host", host, "workloads", len(names))
+		f.mu.Lock()
+		lost := f.hosts[host].LeaseLostAt
+		f.mu.Unlock()
+		if f.metrics != nil && !lost.IsZero() {
+			f.metrics.failoverSecond.Observe(now.Sub(lost).Seconds())
+		}
 	}
 	return done, nil
 }

@@ -45,8 +45,9 @@ type leader struct {
 	// readTook is how long this evaluation's snapshot read took.
 	readTook time.Duration
 	// wakeAt is when a backed-off reschedule becomes due (zero: none).
-	wakeAt time.Time
-	fo     *failover
+	wakeAt  time.Time
+	metrics *metrics
+	fo      *failover
 }
 
 func (l *leader) run(ctx context.Context) error {
@@ -70,6 +71,7 @@ func (l *leader) run(ctx context.Context) error {
 	defer cancel()
 	wch := l.cfg.Store.Watch(watchCtx, clusterstore.Prefix, rev+1)
 	l.fo = newFailover(l.cfg.Fencing, l.cfg.Store, l.log, l.guard, trigger)
+	l.fo.metrics = l.metrics
 	defer l.fo.wait()
 	trigger()
 	tick := time.NewTicker(l.cfg.Resync)
@@ -78,6 +80,24 @@ func (l *leader) run(ctx context.Context) error {
 	// retries) need evaluations even when the store is quiet.
 	failTick := time.NewTicker(250 * time.Millisecond)
 	defer failTick.Stop()
+	// Keep the event history bounded: prune once now, then every minute.
+	pruneTick := time.NewTicker(time.Minute)
+	defer pruneTick.Stop()
+	prune := func() error {
+		n, err := pruneEvents(ctx, l.cfg.Store, l.guard, DefaultEventRetention)
+		if errors.Is(err, errLostLeadership) {
+			return err
+		}
+		if err != nil {
+			l.log.Warn("pruning events failed", "err", err)
+		} else if n > 0 {
+			l.log.Info("pruned old events", "deleted", n)
+		}
+		return nil
+	}
+	if err := prune(); err != nil {
+		return err
+	}
 	// Fence devices are probed at once and then periodically.
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	var healthWG sync.WaitGroup
@@ -114,6 +134,10 @@ func (l *leader) run(ctx context.Context) error {
 			}
 		case <-tick.C:
 			trigger()
+		case <-pruneTick.C:
+			if err := prune(); err != nil {
+				return err
+			}
 		case <-failTick.C:
 			if l.fo.needsTick() || !l.wakeAt.IsZero() && !l.now().Before(l.wakeAt) {
 				trigger()

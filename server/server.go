@@ -57,9 +57,10 @@ type Config struct {
 
 // Server is one replica.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	leader *leaderState
+	cfg     Config
+	log     *slog.Logger
+	leader  *leaderState
+	metrics *metrics
 }
 
 // New checks the configuration and builds a replica.
@@ -91,7 +92,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Server{cfg: cfg, log: cfg.Log.With("server", cfg.Name), leader: &leaderState{}}, nil
+	srv := &Server{cfg: cfg, log: cfg.Log.With("server", cfg.Name), leader: &leaderState{}, metrics: newMetrics(cfg.Store)}
+	onPlan := cfg.OnPlan
+	srv.cfg.OnPlan = func(r PlanReport) {
+		srv.metrics.plan(r)
+		if onPlan != nil {
+			onPlan(r)
+		}
+	}
+	return srv, nil
 }
 
 // Run serves the API and takes part in leader election until ctx ends.
@@ -108,6 +117,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.WrapHandler != nil {
 		handler = s.cfg.WrapHandler(handler)
 	}
+	top := http.NewServeMux()
+	top.Handle("GET /metrics", s.metrics.handler())
+	top.Handle("/", handler)
+	handler = top
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -205,7 +218,8 @@ func (s *Server) campaignOnce(ctx context.Context) error {
 	}
 	s.log.Info("became leader")
 	s.leader.set(s.cfg.Name, true)
-	defer s.leader.set("", false)
+	s.metrics.isLeader.Set(1)
+	defer func() { s.leader.set("", false); s.metrics.isLeader.Set(0) }()
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -217,7 +231,7 @@ func (s *Server) campaignOnce(ctx context.Context) error {
 		case <-lctx.Done():
 		}
 	}()
-	l := &leader{cfg: s.cfg, log: s.log, guard: el.Guard()}
+	l := &leader{cfg: s.cfg, log: s.log, guard: el.Guard(), metrics: s.metrics}
 	err = l.run(lctx)
 	if ctx.Err() == nil {
 		// Resign so a standby takes over at once instead of after the TTL.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -19,7 +20,11 @@ import (
 // alone (api.WhatIfReport). Computed from live state by the same scheduler
 // the leader uses; it changes nothing.
 func (h *Handler) whatIf(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "bad query: "+err.Error())
+		return
+	}
 	var failed []string
 	if q.Has("fail") {
 		for _, v := range q["fail"] {

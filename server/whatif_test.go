@@ -47,13 +47,13 @@ func TestWhatIfEndpoint(t *testing.T) {
 		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatal(err)
 		}
-		// db first (priority 500) takes h2's last 2 CPUs; web goes to h3? It
-		// has 1 CPU free: no room.
+		// db first (priority 500) takes h2's last 2 CPUs; web would need
+		// 2 and h3 has 1 free.
 		want := []api.WhatIfMove{{Order: 1, Workload: "db", Priority: 500, From: "h1", To: "h2"}}
 		if !reflect.DeepEqual(got.Restarts, want) {
 			t.Errorf("restarts %+v", got.Restarts)
 		}
-		if got.Safe || len(got.Unplaced) != 1 || got.Unplaced[0].Workload != "web" || got.Unplaced[0].From != "h1" || !strings.HasPrefix(got.Unplaced[0].Reason, "no host fits") {
+		if got.Safe || len(got.Unplaced) != 1 || got.Unplaced[0].Workload != "web" || got.Unplaced[0].From != "h1" || !strings.HasPrefix(got.Unplaced[0].Reason, "preemption is off") {
 			t.Errorf("unplaced %+v", got)
 		}
 		if time.Duration(got.ExpectedRecovery) != 5*time.Second {
@@ -88,7 +88,7 @@ func TestWhatIfEndpoint(t *testing.T) {
 		if !reflect.DeepEqual(names, []string{"h1", "h2", "h3"}) {
 			t.Errorf("scenarios %v", names)
 		}
-		// h2: cache fits on h3? 1 CPU free there, h1 has none: unsafe too.
+		// h2: cache needs 2 CPUs, h1 has none free and h3 one: unsafe too.
 		// h3: batch fits on h2.
 		if !reflect.DeepEqual(got.UnsafeHosts, []string{"h1", "h2"}) {
 			t.Errorf("unsafe %v\n%s", got.UnsafeHosts, body)

@@ -86,6 +86,8 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		applyCommand(),
 		explainCommand(),
 		settingsCommand(),
+		eventsCommand(),
+		whatIfCommand(),
 		devCommand(),
 	}
 	app := &cli.App{

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +69,20 @@ type fakeAPI struct {
 	// agentDown makes the logs endpoint answer as when the agent of the
 	// workload's host does not answer (502).
 	agentDown bool
+
+	// events are served by GET /v1/events, filtered by host, workload,
+	// type and limit (since is recorded, not applied). With follow=true
+	// the handler then sends every event put on eventsFeed, and ends the
+	// stream with eventsTail (a raw line) if set, else holds it open
+	// until the client goes away or eventsFeed is closed.
+	events     []api.Event
+	eventsFeed chan api.Event
+	eventsTail string
+
+	// whatIfs are the answers of GET /v1/whatif?fail=..., by the fail
+	// value (404 for any other); whatIfReport answers GET /v1/whatif.
+	whatIfs      map[string]api.WhatIf
+	whatIfReport api.WhatIfReport
 }
 
 var testTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -242,6 +257,8 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	})
 	mux.HandleFunc("GET /v1/workloads/{name}/logs", f.serveLogs)
 	f.fencingRoutes(mux)
+	mux.HandleFunc("GET /v1/events", f.serveEvents)
+	mux.HandleFunc("GET /v1/whatif", f.serveWhatIf)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, 404, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})
@@ -501,4 +518,72 @@ func (f *fakeAPI) setLogs(name string, chunks ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.logs[name] = chunks
+}
+
+// serveEvents answers GET /v1/events as the server does: the newest
+// matching events, oldest first; with follow=true as NDJSON, then those
+// fed on eventsFeed.
+func (f *fakeAPI) serveEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 200
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > 10000 {
+			f.fail(w, 400, api.CodeInvalid, "invalid limit %q: want a whole number from 1 to 10000", q.Get("limit"))
+			return
+		}
+		limit = n
+	}
+	match := func(e api.Event) bool {
+		return (q.Get("host") == "" || e.Host == q.Get("host")) && (q.Get("workload") == "" || e.Workload == q.Get("workload")) &&
+			(q.Get("type") == "" || e.Type == q.Get("type"))
+	}
+	f.mu.Lock()
+	out := []api.Event{}
+	for _, e := range f.events {
+		if match(e) {
+			out = append(out, e)
+		}
+	}
+	feed, tail := f.eventsFeed, f.eventsTail
+	f.mu.Unlock()
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	if q.Get("follow") != "true" {
+		f.reply(w, 200, out)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	for _, e := range out {
+		_ = enc.Encode(e)
+	}
+	w.(http.Flusher).Flush()
+	for feed != nil {
+		select {
+		case <-r.Context().Done():
+			return
+		case e, ok := <-feed:
+			if !ok {
+				feed = nil
+				break
+			}
+			if match(e) {
+				_ = enc.Encode(e)
+				w.(http.Flusher).Flush()
+			}
+		}
+	}
+	if tail != "" {
+		_, _ = io.WriteString(w, tail)
+		return
+	}
+	<-r.Context().Done()
+}
+
+func (f *fakeAPI) setEvents(evs ...api.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = evs
 }
