@@ -421,6 +421,11 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		if _, had := snap.Pending[p.Workload]; had {
 			ops = append(ops, clusterstore.Delete(clusterstore.PendingKey(p.Workload)))
 		}
+		// An event per placement, except for bulk plans (a burst of
+		// thousands of creates), which get one summary event below.
+		if len(plan.Placements) <= maxPlacementEvents {
+			ops = append(ops, event("placed", p.Host, p.Workload, fmt.Sprintf("placed on %s (score %.0f)", p.Host, p.Score)))
+		}
 		hb := snap.Heartbeats[p.Host]
 		hostConds := []clusterstore.Cond{
 			clusterstore.ModRevisionIs(clusterstore.NodeKey(p.Host), n.ModRevision),
@@ -445,6 +450,11 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 			return !ok, err
 		}
 		l.log.Info("workload pending", "workload", u.Workload, "reason", u.Reason)
+	}
+	if n := len(plan.Placements); n > maxPlacementEvents {
+		if ok, err := b.add(ctx, "", nil, nil, []clusterstore.Op{event("placed", "", "", fmt.Sprintf("placed %d workloads in one plan", n))}); err != nil || !ok {
+			return !ok, err
+		}
 	}
 	if ok, err := b.flush(ctx); err != nil || !ok {
 		return !ok, err
@@ -535,6 +545,9 @@ func (l *leader) commit(ctx context.Context, conds []clusterstore.Cond, ops []cl
 }
 
 var errLostLeadership = errors.New("leadership lost")
+
+// maxPlacementEvents bounds the per-workload "placed" events of one plan.
+const maxPlacementEvents = 100
 
 // Evaluator exposes one evaluation of the leader's loop — read a snapshot,
 // decide, commit — so that the deterministic simulation harness can drive
