@@ -36,7 +36,7 @@ build: deps-build
 	go build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/bulwarkd ./cmd/bulwarkctl
 
 dev: build
-	@if [ "$(DRIVER)" = containerd ]; then scripts/deps-real.sh; fi
+	@if [ "$(DRIVER)" = containerd ] || [ "$(DRIVER)" = qemu ]; then scripts/deps-real.sh; fi
 	@echo "bulwarkctl is in $(CURDIR)/bin; run: export PATH=$(CURDIR)/bin:\$$PATH"
 	./bin/bulwarkd dev --hosts $(HOSTS) --driver $(DRIVER) $(DEV_ARGS)
 

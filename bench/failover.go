@@ -29,8 +29,8 @@ type FailoverConfig struct {
 	Seed   int64
 	// Timeout bounds one round's recovery.
 	Timeout time.Duration
-	// Driver is the dev cluster's driver (devcluster.DriverTest or
-	// DriverContainerd, whose workloads outlive their agent).
+	// Driver is the dev cluster's driver (devcluster.DriverTest,
+	// DriverContainerd or DriverQEMU, whose workloads outlive their agent).
 	Driver  string
 	DataDir string
 	Out     io.Writer
@@ -112,6 +112,12 @@ func newRig(ctx context.Context, cfg FailoverConfig) (*rig, func(), error) {
 			spec.Kind, spec.Memory = api.KindContainer, 64*api.MiB
 			spec.Image = "oci-archive:" + cl.BusyboxArchive()
 			spec.Command = []string{"sleep", "100000"}
+		}
+		if cfg.Driver == devcluster.DriverQEMU {
+			// Real guests, software-emulated: small, booting the dev
+			// cluster's kernel and busybox initramfs.
+			spec.Memory = 128 * api.MiB
+			spec.VM = &api.VMSpec{Kernel: cl.GuestKernel(), Initrd: cl.GuestInitrd(), Cmdline: devcluster.GuestCmdline}
 		}
 		name = spec.Name
 		if _, err := r.api.CreateWorkload(ctx, spec); err != nil {

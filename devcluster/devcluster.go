@@ -1,7 +1,9 @@
 // Package devcluster runs a whole Bulwark cluster on one machine: an embedded
 // etcd, one server in this process, and N simulated hosts, each its own
-// `bulwarkd agent` OS process with a private libvirt test-driver hypervisor,
-// so that one host can be killed on its own.
+// `bulwarkd agent` OS process with a private libvirt test-driver hypervisor
+// (or, with Config.Driver, real containers in a private containerd or real
+// QEMU guests under a private libvirtd), so that one host can be killed on
+// its own.
 package devcluster
 
 import (
@@ -26,9 +28,11 @@ import (
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	etcdstore "github.com/bulwarkhq/bulwark/clusterstore/etcd"
+	"github.com/bulwarkhq/bulwark/drivers"
 	"github.com/bulwarkhq/bulwark/drivers/containerd"
 	"github.com/bulwarkhq/bulwark/drivers/containerd/daemon"
 	"github.com/bulwarkhq/bulwark/drivers/libvirt"
+	lvdaemon "github.com/bulwarkhq/bulwark/drivers/libvirt/daemon"
 	"github.com/bulwarkhq/bulwark/fencing"
 	"github.com/bulwarkhq/bulwark/fencing/bmcemu"
 	"github.com/bulwarkhq/bulwark/fencing/redfish"
@@ -55,8 +59,10 @@ type Config struct {
 	// Driver is what the simulated hosts run workloads with: DriverTest
 	// (libvirt's test driver inside each agent; no root needed) or
 	// DriverContainerd (real containers in a private containerd, each host
-	// its own namespace; needs root). Their workloads outlive a hung or
-	// partitioned agent, as on a real host.
+	// its own namespace; needs root) or DriverQEMU (real QEMU guests under
+	// one private libvirtd, each host's domains named for it; needs root).
+	// Their workloads outlive a hung, crashed or partitioned agent, as on a
+	// real host.
 	Driver string
 	Log    *slog.Logger
 }
@@ -65,11 +71,13 @@ type Config struct {
 const (
 	DriverTest       = "test"
 	DriverContainerd = "containerd"
+	DriverQEMU       = "qemu"
 )
 
 // Cluster is a running dev cluster.
 type Cluster struct {
 	ctrd    *daemon.Daemon
+	lvd     *lvdaemon.Daemon
 	cfg     Config
 	etcd    *etcdstore.Embedded
 	store   clusterstore.Store
@@ -91,7 +99,10 @@ type Host struct {
 	proxy   *proxy
 	// ctr reads and kills the host's containers directly (a power cut, and
 	// the truth for the invariant checker); nil with the test driver.
-	ctr   *containerd.Driver
+	ctr *containerd.Driver
+	// vms does the same for the host's QEMU guests (domains named
+	// bulwark-<host>-*) in the shared libvirtd; nil unless DriverQEMU.
+	vms   *libvirt.Driver
 	fence fencing.Device
 	cmd   *exec.Cmd
 	done  chan struct{}
@@ -128,8 +139,15 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		if why := daemon.Missing(); why != "" {
 			return nil, fmt.Errorf("dev --driver containerd: %s (run as root after scripts/deps-real.sh)", why)
 		}
+	case DriverQEMU:
+		if why := lvdaemon.Missing(); why != "" {
+			return nil, fmt.Errorf("dev --driver qemu: %s (run as root after scripts/deps-real.sh)", why)
+		}
+		if why := lvdaemon.GuestMissing(); why != "" {
+			return nil, fmt.Errorf("dev --driver qemu: guest kernel and initramfs: %s (run scripts/deps-real.sh)", why)
+		}
 	default:
-		return nil, fmt.Errorf("dev: --driver %q: use test or containerd", cfg.Driver)
+		return nil, fmt.Errorf("dev: --driver %q: use test, containerd or qemu", cfg.Driver)
 	}
 	if cfg.Binary == "" {
 		if cfg.Binary, err = os.Executable(); err != nil {
@@ -138,6 +156,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("dev: data dir: %w", err)
+	}
+	if cfg.Driver == DriverQEMU {
+		// QEMU runs as libvirt-qemu and must reach the guest's kernel.
+		if err := qemuTraversable(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	c := &Cluster{cfg: cfg, hosts: map[string]*Host{}}
 	defer func() {
@@ -178,6 +202,16 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		if _, err := daemon.WriteBusyboxArchive(c.BusyboxArchive()); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("dev: busybox image archive: %w", err)
+		}
+	}
+	if cfg.Driver == DriverQEMU {
+		if c.lvd, err = lvdaemon.Start(); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("dev: private libvirtd: %w", err)
+		}
+		if err := writeGuest(c.guestDir()); err != nil {
+			ln.Close()
+			return nil, err
 		}
 	}
 	for i := 1; i <= cfg.Hosts; i++ {
@@ -253,11 +287,16 @@ func (c *Cluster) addHost(name string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("dev: host dir: %w", err)
 	}
-	xml := filepath.Join(dir, "hypervisor.xml")
-	if err := libvirt.WriteTestHostXML(xml, c.cfg.HostCPUs, c.cfg.HostMemory); err != nil {
-		return fmt.Errorf("dev: %s hypervisor: %w", name, err)
+	h := &Host{Name: name, Dir: dir, LogPath: filepath.Join(dir, "agent.log"), done: make(chan struct{})}
+	if c.lvd != nil {
+		h.URI = c.lvd.URI()
+	} else {
+		xml := filepath.Join(dir, "hypervisor.xml")
+		if err := libvirt.WriteTestHostXML(xml, c.cfg.HostCPUs, c.cfg.HostMemory); err != nil {
+			return fmt.Errorf("dev: %s hypervisor: %w", name, err)
+		}
+		h.URI = "test://" + xml
 	}
-	h := &Host{Name: name, Dir: dir, LogPath: filepath.Join(dir, "agent.log"), URI: "test://" + xml, done: make(chan struct{})}
 	close(h.done) // not started yet
 	var err error
 	if h.proxy, err = newProxy(strings.TrimPrefix(c.etcd.Endpoints()[0], "http://")); err != nil {
@@ -285,6 +324,13 @@ func (c *Cluster) addHost(name string) error {
 	if c.ctrd != nil {
 		if h.ctr, err = containerd.New(containerd.Config{Address: c.ctrd.Address(), Host: name, StateDir: filepath.Join(dir, "containers")}); err != nil {
 			return fmt.Errorf("dev: %s containerd: %w", name, err)
+		}
+	}
+	if c.lvd != nil {
+		// No console log dir: a power cut leaves the guest's console log
+		// for the curious.
+		if h.vms, err = libvirt.New(libvirt.Config{URI: c.lvd.URI(), Host: name}); err != nil {
+			return fmt.Errorf("dev: %s libvirt: %w", name, err)
 		}
 	}
 	h.fence, err = redfish.New(redfish.Config{Name: name + "-bmc", Endpoint: h.BMC.URL(), Username: "admin", Password: password,
@@ -335,10 +381,11 @@ func (c *Cluster) StartHost(name string) error {
 	default:
 		return nil // running
 	}
-	xml := strings.TrimPrefix(h.URI, "test://")
-	// A fresh hypervisor, as after a reboot.
-	if err := libvirt.WriteTestHostXML(xml, c.cfg.HostCPUs, c.cfg.HostMemory); err != nil {
-		return fmt.Errorf("dev: %s hypervisor: %w", name, err)
+	if xml, ok := strings.CutPrefix(h.URI, "test://"); ok {
+		// A fresh hypervisor, as after a reboot.
+		if err := libvirt.WriteTestHostXML(xml, c.cfg.HostCPUs, c.cfg.HostMemory); err != nil {
+			return fmt.Errorf("dev: %s hypervisor: %w", name, err)
+		}
 	}
 	logf, err := os.OpenFile(h.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -396,23 +443,42 @@ func (c *Cluster) killHost(name string) {
 	<-done
 }
 
-// powerCut ends everything a host runs: its agent and, with containerd,
-// its containers (which, like VMs on a real host, outlive the agent).
+// powerCut ends everything a host runs: its agent and, with containerd or
+// QEMU, its containers or guests (which, like VMs on a real host, outlive
+// the agent).
 func (c *Cluster) powerCut(name string) {
 	c.killHost(name)
 	h, ok := c.Host(name)
-	if !ok || h.ctr == nil {
+	if !ok {
+		return
+	}
+	c.destroyWorkloads(h, "power cut")
+}
+
+// destroyWorkloads kills and removes every container or guest of a host
+// through its own driver handle (not its agent).
+func (c *Cluster) destroyWorkloads(h *Host, why string) {
+	var d interface {
+		List(context.Context) ([]drivers.Status, error)
+		Destroy(context.Context, string) error
+	}
+	switch {
+	case h.ctr != nil:
+		d = h.ctr
+	case h.vms != nil:
+		d = h.vms
+	default:
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tasks, err := h.ctr.List(ctx)
+	tasks, err := d.List(ctx)
 	if err != nil {
-		c.cfg.Log.Error("power cut: list containers", "host", name, "err", err)
+		c.cfg.Log.Error(why+": list workloads", "host", h.Name, "err", err)
 	}
 	for _, t := range tasks {
-		if err := h.ctr.Destroy(ctx, t.Workload); err != nil {
-			c.cfg.Log.Error("power cut: kill container", "host", name, "workload", t.Workload, "err", err)
+		if err := d.Destroy(ctx, t.Workload); err != nil {
+			c.cfg.Log.Error(why+": destroy workload", "host", h.Name, "workload", t.Workload, "err", err)
 		}
 	}
 }
@@ -420,6 +486,64 @@ func (c *Cluster) powerCut(name string) {
 // BusyboxArchive is an OCI image archive of busybox the dev cluster writes
 // with the containerd driver, for trying containers without a registry.
 func (c *Cluster) BusyboxArchive() string { return filepath.Join(c.cfg.DataDir, "busybox-oci.tar") }
+
+// guestDir holds the test guest the dev cluster writes with the QEMU driver.
+func (c *Cluster) guestDir() string { return filepath.Join(c.cfg.DataDir, "guest") }
+
+// GuestKernel and GuestInitrd are a bootable guest (Debian's kernel and a
+// busybox initramfs whose /init prints lvdaemon.MarkerUp on the serial
+// console) the dev cluster writes with the QEMU driver; boot it with
+// GuestCmdline.
+func (c *Cluster) GuestKernel() string { return filepath.Join(c.guestDir(), "vmlinuz") }
+
+// GuestInitrd: see GuestKernel.
+func (c *Cluster) GuestInitrd() string { return filepath.Join(c.guestDir(), "initramfs.cpio") }
+
+// GuestCmdline is the kernel command line for the dev cluster's guest.
+const GuestCmdline = "console=ttyS0"
+
+// writeGuest writes the test guest into dir, readable by libvirt-qemu.
+func writeGuest(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("dev: guest dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("dev: guest dir: %w", err)
+	}
+	if _, _, err := lvdaemon.WriteGuest(dir); err != nil {
+		return fmt.Errorf("dev: guest kernel and initramfs: %w", err)
+	}
+	return nil
+}
+
+// qemuTraversable lets QEMU, which runs as libvirt-qemu, reach files under
+// dataDir: dataDir becomes 0711 (enter, not list), and every directory
+// above it must already let others through.
+func qemuTraversable(dataDir string) error {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return fmt.Errorf("dev: data dir: %w", err)
+	}
+	if err := os.Chmod(abs, fi.Mode().Perm()|0o011); err != nil {
+		return fmt.Errorf("dev: data dir: %w", err)
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("dev: data dir: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("dev --driver qemu: %s (mode %s) does not let QEMU (user libvirt-qemu) reach the guest kernel in %s: use a --data-dir whose parents are world-traversable (o+x), such as one under /tmp", dir, fi.Mode().Perm(), abs)
+		}
+		if dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
+}
 
 func exitText(err error) string {
 	if err == nil {
@@ -513,9 +637,23 @@ func (c *Cluster) Stop() {
 	if c.etcd != nil {
 		c.etcd.Close()
 	}
+	// Guests outlive libvirtd: destroy them while it still runs.
+	for _, h := range hosts {
+		if h.vms != nil {
+			c.destroyWorkloads(h, "stop")
+		}
+	}
 	for _, h := range hosts {
 		if h.ctr != nil {
 			h.ctr.Close()
+		}
+		if h.vms != nil {
+			h.vms.Close()
+		}
+	}
+	if c.lvd != nil {
+		if err := c.lvd.Stop(); err != nil {
+			c.cfg.Log.Error("stop private libvirtd", "err", err)
 		}
 	}
 	if c.ctrd != nil {

@@ -63,6 +63,15 @@ func (k *Checker) Truth(ctx context.Context) (Truth, error) {
 			for _, s := range st {
 				tasks = append(tasks, api.Task{Workload: s.Workload, Epoch: s.Epoch, State: string(s.State)})
 			}
+		case h.vms != nil:
+			// So do guests: ask libvirtd itself.
+			st, err := h.vms.List(ctx)
+			if err != nil {
+				return t, fmt.Errorf("%s guests: %w", name, err)
+			}
+			for _, s := range st {
+				tasks = append(tasks, api.Task{Workload: s.Workload, Epoch: s.Epoch, State: string(s.State)})
+			}
 		default:
 			n, ok := snap.Nodes[name]
 			fresh, err := k.ask(ctx, n.Value.AgentURL)

@@ -441,7 +441,10 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		}
 		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: u.Workload, Reason: u.Reason, At: now.UTC()}
 		if old, ok := snap.Pending[u.Workload]; ok {
-			rec.Displaced = old.Value.Displaced
+			// Only the reason changes: keep what a reschedule or a
+			// recovery recorded (displaced, backoff, host to avoid).
+			o := old.Value
+			rec.Displaced, rec.Reschedules, rec.AvoidHost, rec.NotBefore = o.Displaced, o.Reschedules, o.AvoidHost, o.NotBefore
 		}
 		w := snap.Workloads[u.Workload]
 		conds := []clusterstore.Cond{clusterstore.ModRevisionIs(clusterstore.WorkloadKey(u.Workload), w.ModRevision)}

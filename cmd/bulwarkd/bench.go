@@ -94,7 +94,7 @@ func failoverFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "session-ttl", Value: 3 * time.Second, Usage: "agents' heartbeat lease TTL (T)"},
 		&cli.StringFlag{Name: "fault", Value: "crash", Usage: "faults, comma-separated: crash, hang, partition"},
 		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed"},
-		&cli.StringFlag{Name: "driver", Value: "test", Usage: "test (libvirt's test driver, no root) or containerd (real containers that outlive their agent; root)"},
+		&cli.StringFlag{Name: "driver", Value: "test", Usage: "test (libvirt's test driver, no root), containerd (real containers that outlive their agent; root) or qemu (real QEMU guests under a private libvirtd; root)"},
 	}
 }
 

@@ -176,7 +176,9 @@ func devCommand() *cli.Command {
 		Usage: "run a whole cluster on this machine (embedded etcd, one server, simulated hosts)",
 		Description: "Starts an embedded etcd, one API server and N simulated hosts. Each host is its own\n" +
 			"`bulwarkd agent` process with a private simulated hypervisor (libvirt's test driver),\n" +
-			"so no root and no KVM are needed. Ctrl-C stops everything it started.\n\n" +
+			"so no root and no KVM are needed. Ctrl-C stops everything it started.\n" +
+			"With --driver containerd (real containers) or --driver qemu (real QEMU guests under one\n" +
+			"private libvirtd; a guest kernel and initramfs are written into --data-dir) it needs root.\n\n" +
 			"Example:\n  bulwarkd dev --hosts 3\n  # in another shell:\n  bulwarkctl node list",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "hosts", Value: 3, Usage: "number of simulated hosts (1-64)"},
@@ -186,7 +188,7 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "host-cpus", Value: 8, Usage: "CPUs of each simulated host"},
 			&cli.StringFlag{Name: "host-memory", Value: "16GiB", Usage: "memory of each simulated host"},
 			&cli.DurationFlag{Name: "bmc-latency", Value: time.Second, Usage: "how long each emulated BMC takes to power its host off"},
-			&cli.StringFlag{Name: "driver", Value: "test", Usage: "test: simulated VMs (libvirt's test driver, no root); containerd: real containers in a private containerd (root)"},
+			&cli.StringFlag{Name: "driver", Value: "test", Usage: "test: simulated VMs (libvirt's test driver, no root); containerd: real containers in a private containerd (root); qemu: real QEMU guests under a private libvirtd (root)"},
 			sessionTTLFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -234,6 +236,11 @@ func printTour(cl *devcluster.Cluster, dataDir, driver string) {
 		try = fmt.Sprintf(`bulwarkctl container run web1 --image-archive %s -- httpd -f -p 18080
   bulwarkctl workload show web1
   bulwarkctl workload logs web1`, cl.BusyboxArchive())
+	}
+	if driver == devcluster.DriverQEMU {
+		try = fmt.Sprintf(`bulwarkctl vm create web1 --cpus 1 --memory 128MiB --kernel %s --initrd %s --cmdline %q
+  bulwarkctl workload show web1
+  bulwarkctl workload logs web1        # the guest's console: BULWARK-GUEST-UP once it has booted`, cl.GuestKernel(), cl.GuestInitrd(), devcluster.GuestCmdline)
 	}
 	fmt.Printf(`
 Bulwark dev cluster is up: %d hosts (%s), driver %s.

@@ -1,4 +1,4 @@
-package libvirttest
+package daemon
 
 import (
 	"bytes"

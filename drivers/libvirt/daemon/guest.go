@@ -1,4 +1,4 @@
-package libvirttest
+package daemon
 
 import (
 	"bufio"
@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"testing"
 )
 
 // Lines the test guest writes to its serial console.
@@ -75,39 +74,80 @@ sleep 0.3
 poweroff -f
 `
 
-// BuildGuest writes a test guest into dir: a copy of the newest kernel in
-// /boot and an initramfs holding busybox-static's /bin/busybox, the
-// modules the guest needs from that kernel's /lib/modules, and an /init
-// that prints the markers above on the serial console. dir must be
-// readable by libvirt-qemu (see Start). Missing pieces skip (or fail, see
-// RequireEnv) the test.
-func BuildGuest(t testing.TB, dir string) Guest {
-	t.Helper()
-	kernel, version, err := newestKernel("/boot")
-	if err != nil {
-		Unavailable(t, err.Error()+" (install linux-image-amd64)")
-	}
-	busybox, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		Unavailable(t, "busybox-static's /bin/busybox: "+err.Error())
-	}
-	if !bytes.HasPrefix(busybox, []byte("\x7fELF")) {
-		Unavailable(t, "/bin/busybox is not an ELF binary")
-	}
-	modDir := filepath.Join("/lib/modules", version)
-	mods, err := resolveModules(modDir, guestModules)
-	if err != nil {
-		Unavailable(t, fmt.Sprintf("modules for kernel %s: %v", version, err))
-	}
+// GuestCmdline is the kernel command line the test guest needs: its
+// console on the first serial port, where the console log is kept.
+const GuestCmdline = "console=ttyS0 quiet"
 
+// guestSources are the host's files a test guest is built from.
+type guestSources struct {
+	kernel, version, modDir string
+	busybox                 []byte
+	modules                 []string // relative to modDir, in load order
+}
+
+// findGuestSources finds the newest kernel in /boot, busybox-static's
+// /bin/busybox and the modules the guest needs from that kernel's
+// /lib/modules. What is missing is an UnavailableError.
+func findGuestSources() (guestSources, error) {
+	var src guestSources
+	var err error
+	src.kernel, src.version, err = newestKernel("/boot")
+	if err != nil {
+		return src, UnavailableError(err.Error() + " (install linux-image-amd64)")
+	}
+	src.busybox, err = os.ReadFile("/bin/busybox")
+	if err != nil {
+		return src, UnavailableError("busybox-static's /bin/busybox: " + err.Error())
+	}
+	if !bytes.HasPrefix(src.busybox, []byte("\x7fELF")) {
+		return src, UnavailableError("/bin/busybox is not an ELF binary")
+	}
+	src.modDir = filepath.Join("/lib/modules", src.version)
+	src.modules, err = resolveModules(src.modDir, guestModules)
+	if err != nil {
+		return src, UnavailableError(fmt.Sprintf("modules for kernel %s: %v", src.version, err))
+	}
+	return src, nil
+}
+
+// GuestMissing says what this machine lacks to build a test guest, or "".
+func GuestMissing() string {
+	if _, err := findGuestSources(); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// WriteGuest writes a test guest into dir (see BuildGuest) and returns the
+// paths of its kernel and initramfs. Boot it with GuestCmdline (at least
+// console=ttyS0).
+func WriteGuest(dir string) (kernel, initrd string, err error) {
+	g, err := BuildGuest(dir)
+	if err != nil {
+		return "", "", err
+	}
+	return g.Kernel, g.Initrd, nil
+}
+
+// BuildGuest writes a test guest into dir: a copy of the newest kernel in
+// /boot (vmlinuz) and an initramfs (initramfs.cpio) holding
+// busybox-static's /bin/busybox, the modules the guest needs from that
+// kernel's /lib/modules, and an /init that prints the markers above on the
+// serial console. dir must be traversable by libvirt-qemu (see Start); the
+// files are written world-readable. Missing pieces are an UnavailableError.
+func BuildGuest(dir string) (Guest, error) {
+	src, err := findGuestSources()
+	if err != nil {
+		return Guest{}, err
+	}
 	g := Guest{
 		Kernel:  filepath.Join(dir, "vmlinuz"),
 		Initrd:  filepath.Join(dir, "initramfs.cpio"),
-		Cmdline: "console=ttyS0 quiet",
-		Version: version,
+		Cmdline: GuestCmdline,
+		Version: src.version,
 	}
-	if err := copyFile(kernel, g.Kernel); err != nil {
-		t.Fatalf("copy kernel: %v", err)
+	if err := copyFile(src.kernel, g.Kernel); err != nil {
+		return Guest{}, fmt.Errorf("copy kernel: %w", err)
 	}
 
 	var buf bytes.Buffer
@@ -116,14 +156,14 @@ func BuildGuest(t testing.TB, dir string) Guest {
 		cw.dir(d)
 	}
 	cw.node("dev/console", 0o020600, 5, 1) // init's stdio before devtmpfs
-	cw.file("bin/busybox", 0o755, busybox)
+	cw.file("bin/busybox", 0o755, src.busybox)
 	cw.file("init", 0o755, []byte(initScript))
 	cw.file("etc/acpi/PWRF/00000080", 0o755, []byte(powerButtonScript))
 	var list []string
-	for _, m := range mods {
-		b, err := os.ReadFile(filepath.Join(modDir, m))
+	for _, m := range src.modules {
+		b, err := os.ReadFile(filepath.Join(src.modDir, m))
 		if err != nil {
-			t.Fatalf("read module: %v", err)
+			return Guest{}, fmt.Errorf("read module: %w", err)
 		}
 		name := filepath.Base(m)
 		cw.file("lib/modules/"+name, 0o644, b)
@@ -131,19 +171,18 @@ func BuildGuest(t testing.TB, dir string) Guest {
 	}
 	cw.file("lib/modules/load.list", 0o644, []byte(strings.Join(list, "\n")+"\n"))
 	if err := cw.close(); err != nil {
-		t.Fatalf("write initramfs: %v", err)
+		return Guest{}, fmt.Errorf("write initramfs: %w", err)
 	}
 	if err := os.WriteFile(g.Initrd, buf.Bytes(), 0o644); err != nil {
-		t.Fatalf("write initramfs: %v", err)
+		return Guest{}, fmt.Errorf("write initramfs: %w", err)
 	}
-	return g
-}
-
-// Unavailable skips t with a loud reason, or fails it when RequireEnv is
-// set: for tests that need something of the real environment.
-func Unavailable(t testing.TB, reason string) {
-	t.Helper()
-	unavailable(t, reason)
+	// Readable by libvirt-qemu whatever the umask.
+	for _, f := range []string{g.Kernel, g.Initrd} {
+		if err := os.Chmod(f, 0o644); err != nil {
+			return Guest{}, err
+		}
+	}
+	return g, nil
 }
 
 // newestKernel finds the highest-versioned /boot/vmlinuz-*.
