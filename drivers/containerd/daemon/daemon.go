@@ -23,10 +23,10 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bulwarkhq/bulwark/drivers/daemonproc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,21 +105,6 @@ func Missing() string {
 	return ""
 }
 
-// LookPath finds a binary in PATH or in the sbin directories a non-login
-// root shell may lack (Debian's runc is /usr/sbin/runc).
-func LookPath(bin string) (string, error) {
-	if p, err := exec.LookPath(bin); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, bin)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not installed", bin)
-}
-
 // configTOML is the daemon's configuration; %[1]s is its directory.
 const configTOML = `version = 2
 root = "%[1]s/root"
@@ -147,7 +132,7 @@ disabled_plugins = [
 
 func Start() (d *Daemon, err error) {
 	begin := time.Now()
-	lock, err := acquireLock(lockWait)
+	lock, err := daemonproc.Lock(LockPath, lockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +184,7 @@ func Start() (d *Daemon, err error) {
 // waitReady waits until the daemon answers a health check.
 func (d *Daemon) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for !socketAnswers(d.Address()) {
+	for !daemonproc.SocketAnswers(d.Address()) {
 		select {
 		case <-d.exited:
 			return fmt.Errorf("containerd exited at start-up; tail of %s:\n%s", d.LogPath(), Tail(d.LogPath(), 20))
@@ -224,30 +209,6 @@ func (d *Daemon) waitReady(timeout time.Duration) error {
 	return nil
 }
 
-// acquireLock takes the machine-wide lock, waiting up to wait.
-func acquireLock(wait time.Duration) (*os.File, error) {
-	f, err := os.OpenFile(LockPath, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	deadline := time.Now().Add(wait)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", LockPath, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: another test binary has held it for over %s", LockPath, wait)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // Stop removes every task and container through the API, stops containerd,
 // kills what is left of its shims and containers, removes its directory and
 // releases the lock.
@@ -261,7 +222,7 @@ func (d *Daemon) Stop() error {
 				errs = append(errs, fmt.Errorf("remove containers: %w", err))
 			}
 		}
-		if err := terminate(d.cmd.Process, d.exited); err != nil {
+		if err := daemonproc.Terminate(d.cmd.Process, d.exited, stopGrace); err != nil {
 			errs = append(errs, fmt.Errorf("containerd: %w", err))
 		}
 	}
@@ -438,7 +399,7 @@ func cleanupRecorded() {
 			continue
 		}
 		pid, err := strconv.Atoi(first)
-		if err != nil || pid <= 1 || procName(pid) != rest {
+		if err != nil || pid <= 1 || daemonproc.ProcName(pid) != rest {
 			continue
 		}
 		p, err := os.FindProcess(pid)
@@ -447,10 +408,10 @@ func cleanupRecorded() {
 		}
 		_ = p.Signal(syscall.SIGTERM)
 		deadline := time.Now().Add(stopGrace)
-		for procName(pid) == rest && time.Now().Before(deadline) {
+		for daemonproc.ProcName(pid) == rest && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if procName(pid) == rest {
+		if daemonproc.ProcName(pid) == rest {
 			_ = p.Kill()
 		}
 	}
@@ -461,72 +422,12 @@ func cleanupRecorded() {
 	_ = os.Remove(pidsPath)
 }
 
-// terminate sends SIGTERM, then SIGKILL if the process has not exited
-// (done closed) within stopGrace.
-func terminate(p *os.Process, done <-chan struct{}) error {
-	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(stopGrace):
-	}
-	if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(stopGrace):
-		return fmt.Errorf("pid %d did not exit after SIGKILL", p.Pid)
-	}
-}
+// LookPath finds a binary in PATH or in the sbin directories a non-login
+// root shell may lack.
+func LookPath(bin string) (string, error) { return daemonproc.LookPath(bin) }
 
-// procName is the command name of pid, or "" if it does not run.
-func procName(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil {
-		return ""
-	}
-	// A zombie still has a comm; it is as good as gone.
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := strings.LastIndexByte(string(st), ')'); i >= 0 && strings.HasPrefix(string(st[i+1:]), " Z") {
-			return ""
-		}
-	}
-	return strings.TrimSpace(string(b))
-}
+// Tail returns the last n lines of a log file.
+func Tail(path string, n int) string { return daemonproc.Tail(path, n, tailSkip...) }
 
-// socketAnswers reports whether a unix socket accepts connections.
-func socketAnswers(path string) bool {
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer syscall.Close(fd)
-	return syscall.Connect(fd, &syscall.SockaddrUnix{Name: path}) == nil
-}
-
-// tail returns the last n lines of a file, for error messages, without
-// containerd's list of the plugins it loads.
-func Tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "loading plugin") {
-			continue // start-up noise
-		}
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
+// tailSkip leaves containerd's start-up noise out of log tails.
+var tailSkip = []string{"loading plugin"}

@@ -38,10 +38,10 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bulwarkhq/bulwark/drivers/daemonproc"
 	"os"
 	"os/exec"
 	"os/user"
@@ -113,21 +113,6 @@ func Missing() string {
 	return ""
 }
 
-// LookPath finds a binary in PATH or in the sbin directories a non-login
-// root shell may lack.
-func LookPath(bin string) (string, error) {
-	if p, err := exec.LookPath(bin); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, bin)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not installed", bin)
-}
-
 // UnavailableError: the machine cannot run the daemon (for tests, a
 // reason to skip rather than fail).
 type UnavailableError string
@@ -143,7 +128,7 @@ func Start() (d *Daemon, err error) {
 		return nil, UnavailableError(reason)
 	}
 	begin := time.Now()
-	lock, err := acquireLock(lockWait)
+	lock, err := daemonproc.Lock(LockPath, lockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -186,30 +171,6 @@ func Start() (d *Daemon, err error) {
 	}
 	d.StartTime = time.Since(begin)
 	return d, nil
-}
-
-// acquireLock takes the machine-wide lock, waiting up to wait.
-func acquireLock(wait time.Duration) (*os.File, error) {
-	f, err := os.OpenFile(LockPath, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	deadline := time.Now().Add(wait)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", LockPath, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: another test binary has held it for over %s", LockPath, wait)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // ensureQEMUUser creates the system user and group libvirtd runs QEMU as.
@@ -303,7 +264,7 @@ func ensureKVMAccess() error {
 }
 
 func (d *Daemon) startVirtlogd() error {
-	if socketAnswers(systemVirtlogdSock) {
+	if daemonproc.SocketAnswers(systemVirtlogdSock) {
 		return nil // a system virtlogd; libvirtd will use it
 	}
 	conf := filepath.Join(d.dir, "virtlogd.conf")
@@ -328,7 +289,7 @@ func (d *Daemon) startVirtlogd() error {
 	}
 	d.virtlogd = cmd
 	deadline := time.Now().Add(10 * time.Second)
-	for !socketAnswers(systemVirtlogdSock) {
+	for !daemonproc.SocketAnswers(systemVirtlogdSock) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("virtlogd did not listen on %s within 10s: %s", systemVirtlogdSock, Tail(out.Name(), 20))
 		}
@@ -425,14 +386,14 @@ func (d *Daemon) waitReady(timeout time.Duration) error {
 func (d *Daemon) Stop() error {
 	var errs []error
 	if d.libvirtd != nil && d.libvirtd.Process != nil {
-		if err := terminate(d.libvirtd.Process, d.exited); err != nil {
+		if err := daemonproc.Terminate(d.libvirtd.Process, d.exited, stopGrace); err != nil {
 			errs = append(errs, fmt.Errorf("libvirtd: %w", err))
 		}
 	}
 	if d.virtlogd != nil && d.virtlogd.Process != nil {
 		done := make(chan struct{})
 		go func() { _ = d.virtlogd.Wait(); close(done) }()
-		if err := terminate(d.virtlogd.Process, done); err != nil {
+		if err := daemonproc.Terminate(d.virtlogd.Process, done, stopGrace); err != nil {
 			errs = append(errs, fmt.Errorf("virtlogd: %w", err))
 		}
 	}
@@ -447,28 +408,6 @@ func (d *Daemon) Stop() error {
 		d.lock = nil
 	}
 	return errors.Join(errs...)
-}
-
-// terminate sends SIGTERM, then SIGKILL if the process has not exited
-// (done closed) within stopGrace.
-func terminate(p *os.Process, done <-chan struct{}) error {
-	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(stopGrace):
-	}
-	if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(stopGrace):
-		return fmt.Errorf("pid %d did not exit after SIGKILL", p.Pid)
-	}
 }
 
 // recordPids notes the daemons' pids and directory for killRecorded.
@@ -499,7 +438,7 @@ func killRecorded() {
 			continue
 		}
 		pid, err := strconv.Atoi(pidStr)
-		if !ok || err != nil || pid <= 1 || procName(pid) != name {
+		if !ok || err != nil || pid <= 1 || daemonproc.ProcName(pid) != name {
 			continue
 		}
 		p, err := os.FindProcess(pid)
@@ -508,29 +447,14 @@ func killRecorded() {
 		}
 		_ = p.Signal(syscall.SIGTERM)
 		deadline := time.Now().Add(stopGrace)
-		for procName(pid) == name && time.Now().Before(deadline) {
+		for daemonproc.ProcName(pid) == name && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if procName(pid) == name {
+		if daemonproc.ProcName(pid) == name {
 			_ = p.Kill()
 		}
 	}
 	_ = os.Remove(pidsPath)
-}
-
-// procName is the command name of pid, or "" if it does not run.
-func procName(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil {
-		return ""
-	}
-	// A zombie still has a comm; it is as good as gone.
-	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := strings.LastIndexByte(string(st), ')'); i >= 0 && strings.HasPrefix(string(st[i+1:]), " Z") {
-			return ""
-		}
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // findProcess returns the pid of a live process named name, or 0.
@@ -544,38 +468,18 @@ func findProcess(name string) int {
 		if err != nil {
 			continue
 		}
-		if procName(pid) == name {
+		if daemonproc.ProcName(pid) == name {
 			return pid
 		}
 	}
 	return 0
 }
 
-// socketAnswers reports whether a unix socket accepts connections.
-func socketAnswers(path string) bool {
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer syscall.Close(fd)
-	return syscall.Connect(fd, &syscall.SockaddrUnix{Name: path}) == nil
-}
+// LookPath finds a binary in PATH or in the sbin directories a non-login
+// root shell may lack.
+func LookPath(bin string) (string, error) { return daemonproc.LookPath(bin) }
 
-// Tail returns the last n lines of a file, for error messages.
-func Tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
+// Tail returns the last n lines of a log file.
+func Tail(path string, n int) string { return daemonproc.Tail(path, n, tailSkip...) }
+
+var tailSkip []string
