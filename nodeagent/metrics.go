@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulwarkhq/bulwark/api"
@@ -34,7 +35,7 @@ func newMetrics() *metrics {
 	m.workloads = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bulwark_agent_workloads",
 		Help: "Workloads on this host by reported state."}, []string{"state"})
 	m.reg.MustRegister(m.renew, m.renewFails, m.selfFences, m.restarts, m.workloads,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

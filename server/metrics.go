@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulwarkhq/bulwark/clusterstore"
@@ -52,8 +53,8 @@ func newMetrics(store clusterstore.Store) *metrics {
 		hosts:     prometheus.NewDesc("bulwark_hosts", "Registered hosts by state.", []string{"state"}, nil),
 		workloads: prometheus.NewDesc("bulwark_workloads", "Workloads by state.", []string{"state"}, nil),
 	})
-	f(prometheus.NewGoCollector())
-	f(prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

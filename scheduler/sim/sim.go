@@ -329,7 +329,7 @@ func (s *Sim) put(ops ...clusterstore.Op) error {
 
 func (s *Sim) host(args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: host add|remove|down|up|label NAME ...")
+		return fmt.Errorf("usage: host add|remove|down|up|label NAME [ARGS]")
 	}
 	verb, name, rest := args[0], args[1], args[2:]
 	switch verb {
@@ -480,7 +480,7 @@ func (s *Sim) settings(args []string) error {
 
 func (s *Sim) vm(args []string) error {
 	if len(args) < 1 {
-		return fmt.Errorf("usage: vm NAME cpus=N mem=SIZE ...")
+		return fmt.Errorf("usage: vm NAME cpus=N mem=SIZE [FIELD=VALUE]")
 	}
 	spec := api.WorkloadSpec{Name: args[0], Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB}
 	for _, kv := range args[1:] {
