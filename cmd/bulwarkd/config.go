@@ -247,6 +247,7 @@ func configWarnings(cfg config.Config, files bool) []string {
 		}
 	case *config.Agent:
 		e = c.Etcd
+		//lint:ignore SA1019 reading the deprecated section is how its users are warned
 		if c.BMC != (config.BMC{}) {
 			w = append(w, bmcDeprecated)
 		}

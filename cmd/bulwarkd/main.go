@@ -143,6 +143,7 @@ func agentCommand() *cli.Command {
 			if name == "" {
 				name = hostName()
 			}
+			//lint:ignore SA1019 reading the deprecated section is how its users are warned
 			if cfg.BMC != (config.BMC{}) {
 				log.Warn(bmcDeprecated)
 			}
