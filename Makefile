@@ -53,7 +53,7 @@ test: deps-test build
 # cluster; fails on any double run or lost workload. `make test` runs a short one.
 CHAOS_FAULTS ?= 30
 CHAOS_SEED ?= 1
-chaos: build
+chaos: deps-test build
 	./bin/bulwarkd bench chaos --faults $(CHAOS_FAULTS) --seed $(CHAOS_SEED)
 
 # The benchmarks behind docs/benchmarks.md.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"github.com/bulwarkhq/bulwark/devcluster"
+	ctrdaemon "github.com/bulwarkhq/bulwark/drivers/containerd/daemon"
 	"os"
 	"strings"
 	"time"
@@ -94,7 +96,7 @@ func failoverFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "session-ttl", Value: 3 * time.Second, Usage: "agents' heartbeat lease TTL (T)"},
 		&cli.StringFlag{Name: "fault", Value: "crash", Usage: "faults, comma-separated: crash, hang, partition"},
 		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed"},
-		&cli.StringFlag{Name: "driver", Value: "test", Usage: "test (libvirt's test driver, no root), containerd (real containers that outlive their agent; root) or qemu (real QEMU guests under a private libvirtd; root)"},
+		&cli.StringFlag{Name: "driver", Value: "auto", Usage: "auto (containerd where it can run, as root: real workloads that outlive their agent; else test), test (libvirt's test driver inside each agent), containerd or qemu"},
 	}
 }
 
@@ -102,6 +104,18 @@ func failoverConfig(c *cli.Context) (bench.FailoverConfig, error) {
 	return bench.FailoverConfig{
 		Hosts: c.Int("hosts"), Workloads: c.Int("workloads"), Rounds: c.Int("rounds"),
 		BMCLatency: c.Duration("bmc-latency"), SessionTTL: c.Duration("session-ttl"),
-		Faults: strings.Split(c.String("fault"), ","), Seed: c.Int64("seed"), Driver: c.String("driver"), Out: os.Stdout,
+		Faults: strings.Split(c.String("fault"), ","), Seed: c.Int64("seed"), Driver: benchDriver(c.String("driver")), Out: os.Stdout,
 	}, nil
+}
+
+// benchDriver resolves "auto": the failover benchmark and the chaos run
+// measure workloads that outlive their agent (containerd) where they can.
+func benchDriver(d string) string {
+	if d != "auto" {
+		return d
+	}
+	if ctrdaemon.Missing() == "" {
+		return devcluster.DriverContainerd
+	}
+	return devcluster.DriverTest
 }
