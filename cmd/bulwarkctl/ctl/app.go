@@ -88,6 +88,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		settingsCommand(),
 		eventsCommand(),
 		whatIfCommand(),
+		statusCommand(),
 		devCommand(),
 	}
 	app := &cli.App{
