@@ -127,7 +127,8 @@ func agentCommand() *cli.Command {
 		Name:  "agent",
 		Usage: "run the node agent on this host",
 		Description: "Registers this host, keeps its heartbeat lease in etcd and runs the workloads\n" +
-			"allocated to it through libvirt. If it loses its lease it kills its workloads.\n\n" +
+			"allocated to it: VMs through libvirt, containers through containerd (set\n" +
+			"containerd.address). If it cannot renew its lease for self_fence_after it kills them all.\n\n" +
 			"Settings come from /etc/bulwark/agent.yaml (or --config), environment variables and\n" +
 			"flags; precedence: flag > environment > file > default. Each flag below names its file\n" +
 			"key and variable. Check a file with `bulwarkd config check FILE`.\n\n" +
