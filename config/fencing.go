@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/bulwarkhq/bulwark/internal/spelling"
 	"net/url"
 	"regexp"
 	"sort"
@@ -401,7 +402,7 @@ func unknownDeviceKey(k string) string {
 	}
 	best, bestD := "", 3
 	for _, c := range fenceDeviceKeys {
-		if d := editDistance(k, c); d < bestD {
+		if d := spelling.Distance(k, c); d < bestD {
 			best, bestD = c, d
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/bulwarkhq/bulwark/internal/spelling"
 	"io"
 	"io/fs"
 	"os"
@@ -531,7 +532,7 @@ func suggest(kind Kind, full string) string {
 	}
 	sort.Strings(cands)
 	for _, c := range cands {
-		d := editDistance(full, c)
+		d := spelling.Distance(full, c)
 		if cl := c[strings.LastIndex(c, ".")+1:]; cl == last && c != full {
 			d = min(d, 2) // right name, wrong section
 		}
@@ -540,26 +541,6 @@ func suggest(kind Kind, full string) string {
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func deref(n *yaml.Node) *yaml.Node {

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/clusterstore"
 	etcdstore "github.com/bulwarkhq/bulwark/clusterstore/etcd"
 	"github.com/bulwarkhq/bulwark/config"
 	"github.com/bulwarkhq/bulwark/devcluster"
@@ -104,12 +105,11 @@ func serverCommand() *cli.Command {
 				log.Warn("no fence devices configured (fencing.hosts): the workloads of a lost host wait for an operator " +
 					"(bulwarkctl node fence HOST --confirm-off) or for watchdog fencing")
 			}
-			ctx, stop := signalContext()
+			ctx, stop := daemonContext(log)
 			defer stop()
-			context.AfterFunc(ctx, notifier(log, "STOPPING=1"))
-			store, err := etcdstore.Dial(ctx, cfg.Etcd.Endpoints, cfg.Etcd.DialTimeout)
+			store, err := dialEtcd(ctx, cfg.Etcd)
 			if err != nil {
-				return fmt.Errorf("connect to etcd %v: %w", cfg.Etcd.Endpoints, err)
+				return err
 			}
 			defer store.Close()
 			srv, err := server.New(server.Config{Name: name, Listen: cfg.Listen, Store: store, SessionTTL: cfg.SessionTTL, Log: log,
@@ -120,6 +120,22 @@ func serverCommand() *cli.Command {
 			return srv.Run(ctx)
 		},
 	}
+}
+
+// daemonContext ends on SIGINT or SIGTERM and tells systemd the daemon is
+// stopping.
+func daemonContext(log *slog.Logger) (context.Context, context.CancelFunc) {
+	ctx, stop := signalContext()
+	context.AfterFunc(ctx, notifier(log, "STOPPING=1"))
+	return ctx, stop
+}
+
+func dialEtcd(ctx context.Context, e config.Etcd) (clusterstore.Store, error) {
+	store, err := etcdstore.Dial(ctx, e.Endpoints, e.DialTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %v: %w", e.Endpoints, err)
+	}
+	return store, nil
 }
 
 func agentCommand() *cli.Command {
@@ -148,17 +164,16 @@ func agentCommand() *cli.Command {
 			if cfg.BMC != (config.BMC{}) {
 				log.Warn(bmcDeprecated)
 			}
-			ctx, stop := signalContext()
+			ctx, stop := daemonContext(log)
 			defer stop()
-			context.AfterFunc(ctx, notifier(log, "STOPPING=1"))
 			drv, err := agentDrivers(cfg, name)
 			if err != nil {
 				return err
 			}
 			defer drv.Close()
-			store, err := etcdstore.Dial(ctx, cfg.Etcd.Endpoints, cfg.Etcd.DialTimeout)
+			store, err := dialEtcd(ctx, cfg.Etcd)
 			if err != nil {
-				return fmt.Errorf("connect to etcd %v: %w", cfg.Etcd.Endpoints, err)
+				return err
 			}
 			defer store.Close()
 			ag, err := nodeagent.New(nodeagent.Config{Host: name, Labels: cfg.Labels, Store: store, Driver: drv, SessionTTL: cfg.SessionTTL,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bulwarkhq/bulwark/internal/spelling"
 	"io"
 	"os"
 	"strings"
@@ -380,7 +381,7 @@ func suggest(typed string, subs []*cli.Command) string {
 	best, bestD := "", 3
 	for _, s := range subs {
 		for _, n := range s.Names() {
-			d := editDistance(typed, n)
+			d := spelling.Distance(typed, n)
 			if strings.HasPrefix(n, typed) || strings.HasPrefix(typed, n) {
 				d = min(d, 1)
 			}
@@ -390,26 +391,6 @@ func suggest(typed string, subs []*cli.Command) string {
 		}
 	}
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // oneName returns the single NAME argument.

@@ -12,15 +12,14 @@
 package containerdtest
 
 import (
-	"os"
-	"sync"
 	"testing"
 
 	"github.com/bulwarkhq/bulwark/drivers/containerd/daemon"
+	"github.com/bulwarkhq/bulwark/drivers/daemonproc/daemontest"
 )
 
 // RequireEnv, set to 1, turns a missing prerequisite into a failure.
-const RequireEnv = "BULWARK_REQUIRE_REAL"
+const RequireEnv = daemontest.RequireEnv
 
 // LockPath is the machine-wide lock the daemon holds while it runs.
 const LockPath = daemon.LockPath
@@ -28,53 +27,22 @@ const LockPath = daemon.LockPath
 // Daemon is the running private containerd.
 type Daemon = daemon.Daemon
 
-var (
-	sharedMu sync.Mutex
-	shared   *Daemon
-	refs     int
-)
+const needs = "root, containerd, runc and busybox-static"
+
+var shared = &daemontest.Shared[*Daemon]{
+	Name: "containerdtest", Needs: needs, Missing: daemon.Missing, Start: daemon.Start,
+	Tail: func(path string) string { return daemon.Tail(path, 40) },
+}
 
 // Start returns this test binary's containerd, starting it if none runs,
 // and releases it when t (and every other test using it) has finished.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
-	if reason := daemon.Missing(); reason != "" {
-		unavailable(t, reason)
-	}
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	if shared == nil {
-		d, err := daemon.Start()
-		if err != nil {
-			t.Fatalf("containerdtest: %v", err)
-		}
-		shared = d
-	}
-	d := shared
-	refs++
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerdtest: tail of %s:\n%s", d.LogPath(), daemon.Tail(d.LogPath(), 40))
-		}
-		sharedMu.Lock()
-		defer sharedMu.Unlock()
-		refs--
-		if refs > 0 {
-			return
-		}
-		shared = nil
-		if err := d.Stop(); err != nil {
-			t.Errorf("containerdtest: stop: %v", err)
-		}
-	})
-	return d
+	return shared.Get(t)
 }
 
 // unavailable skips t, or fails it when RequireEnv is set.
 func unavailable(t testing.TB, reason string) {
 	t.Helper()
-	if os.Getenv(RequireEnv) == "1" {
-		t.Fatalf("containerdtest: %s=1 but a real containerd cannot run here: %s (run scripts/deps-real.sh as root)", RequireEnv, reason)
-	}
-	t.Skipf("SKIP: needs root, containerd, runc and busybox-static: %s (run scripts/deps-real.sh as root; set %s=1 to make this a failure)", reason, RequireEnv)
+	daemontest.Skip(t, "containerdtest", needs, reason)
 }

@@ -119,6 +119,9 @@ type UnavailableError string
 
 func (e UnavailableError) Error() string { return string(e) }
 
+// Unavailable marks the error as "this machine cannot run it" for test harnesses.
+func (e UnavailableError) Unavailable() bool { return true }
+
 // Start starts a private virtlogd (unless a system one runs) and libvirtd,
 // waiting up to 5 minutes for the machine-wide lock, and returns once
 // libvirtd answers at URI(). An error wrapping UnavailableError means the

@@ -12,10 +12,9 @@ package libvirttest
 
 import (
 	"errors"
-	"os"
-	"sync"
 	"testing"
 
+	"github.com/bulwarkhq/bulwark/drivers/daemonproc/daemontest"
 	"github.com/bulwarkhq/bulwark/drivers/libvirt/daemon"
 )
 
@@ -23,7 +22,7 @@ import (
 const LockPath = daemon.LockPath
 
 // RequireEnv, set to "1", turns every reason to skip into a test failure.
-const RequireEnv = "BULWARK_REQUIRE_REAL"
+const RequireEnv = daemontest.RequireEnv
 
 // Lines the test guest writes to its serial console.
 const (
@@ -45,50 +44,18 @@ type Daemon = daemon.Daemon
 // Guest is a bootable test guest: Debian's kernel and a busybox initramfs.
 type Guest = daemon.Guest
 
-var (
-	sharedMu sync.Mutex
-	shared   *Daemon
-	refs     int
-)
+const needs = "root and libvirt-daemon-driver-qemu"
+
+var shared = &daemontest.Shared[*Daemon]{
+	Name: "libvirttest", Needs: needs, Missing: daemon.Missing, Start: daemon.Start,
+	Tail: func(path string) string { return daemon.Tail(path, 40) },
+}
 
 // Start returns this test binary's libvirtd, starting it if none runs, and
 // releases it when t (and every other test using it) has finished.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
-	if reason := daemon.Missing(); reason != "" {
-		Unavailable(t, reason)
-	}
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	if shared == nil {
-		d, err := daemon.Start()
-		var u daemon.UnavailableError
-		if errors.As(err, &u) {
-			Unavailable(t, string(u))
-		}
-		if err != nil {
-			t.Fatalf("libvirttest: %v", err)
-		}
-		shared = d
-	}
-	d := shared
-	refs++
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("libvirttest: tail of %s:\n%s", d.LogPath(), daemon.Tail(d.LogPath(), 40))
-		}
-		sharedMu.Lock()
-		defer sharedMu.Unlock()
-		refs--
-		if refs > 0 {
-			return
-		}
-		shared = nil
-		if err := d.Stop(); err != nil {
-			t.Errorf("libvirttest: stop: %v", err)
-		}
-	})
-	return d
+	return shared.Get(t)
 }
 
 // BuildGuest writes a test guest into dir (see daemon.BuildGuest): a copy
@@ -112,8 +79,5 @@ func BuildGuest(t testing.TB, dir string) Guest {
 // set: for tests that need something of the real environment.
 func Unavailable(t testing.TB, reason string) {
 	t.Helper()
-	if os.Getenv(RequireEnv) == "1" {
-		t.Fatalf("libvirttest: %s=1 but a real libvirtd cannot run here: %s (run scripts/deps-real.sh as root)", RequireEnv, reason)
-	}
-	t.Skipf("SKIP: needs root and libvirt-daemon-driver-qemu: %s (run scripts/deps-real.sh as root; set %s=1 to make this a failure)", reason, RequireEnv)
+	daemontest.Skip(t, "libvirttest", needs, reason)
 }
