@@ -111,6 +111,16 @@ type WorkloadSpec struct {
 	// host gives up and the leader reschedules it elsewhere, at most
 	// RescheduleLimit times, with backoff.
 	Restart RestartPolicy `json:"restart,omitempty"`
+	// Volumes names the shared volumes the workload uses: a VM gets each as
+	// a disk after VM.Disks, a container gets it bind-mounted at
+	// /volumes/<name>. Exclusive volumes are locked to it while it runs.
+	Volumes []string `json:"volumes,omitempty"`
+	// VIPs are floating IP addresses (without prefix) attached to the
+	// workload at creation; the host that runs it holds them.
+	VIPs []string `json:"vips,omitempty"`
+	// Publish forwards ports of the workload's floating IPs to the
+	// container's ports (containers only).
+	Publish []Publish `json:"publish,omitempty"`
 }
 
 // RestartPolicy says when a host restarts a workload that stopped.
@@ -164,9 +174,13 @@ type Node struct {
 	AgentURL string `json:"agent_url,omitempty"`
 	// LeaseTTL (T) and SelfFenceAfter (T_self) are the agent's timing: the
 	// leader needs them for watchdog fencing (T + T_self + watchdog).
-	LeaseTTL       Duration  `json:"lease_ttl,omitempty"`
-	SelfFenceAfter Duration  `json:"self_fence_after,omitempty"`
-	RegisteredAt   time.Time `json:"registered_at"`
+	// Networks are the networks the host is attached to, and Interfaces
+	// every network interface it has (floating IPs need them).
+	Networks       []HostNetwork `json:"networks,omitempty"`
+	Interfaces     []string      `json:"interfaces,omitempty"`
+	LeaseTTL       Duration      `json:"lease_ttl,omitempty"`
+	SelfFenceAfter Duration      `json:"self_fence_after,omitempty"`
+	RegisteredAt   time.Time     `json:"registered_at"`
 }
 
 // Task is one workload as a host's driver reports it: the truth on the host,
@@ -221,6 +235,18 @@ type WorkloadStatus struct {
 	// GaveUp: the host reached the restart limit; the leader may
 	// reschedule the workload elsewhere.
 	GaveUp bool `json:"gave_up,omitempty"`
+	// Runtime is the driver's own record of the running instance.
+	Runtime *RuntimeRef `json:"runtime,omitempty"`
+}
+
+// RuntimeRef is what a host's driver knows of one running instance: enough
+// to find it again (the driver re-attaches from the runtime's own metadata,
+// which carries workload and epoch; this copy in the store is for operators
+// and for checking that a re-attached instance is the same one).
+type RuntimeRef struct {
+	Driver string `json:"driver"`
+	// ID is the runtime's identifier: domain UUID, container ID.
+	ID string `json:"id,omitempty"`
 }
 
 // PendingReason records why the leader could not place a workload. Stored at

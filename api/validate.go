@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -238,7 +239,63 @@ func (s *WorkloadSpec) Validate() error {
 			errs = append(errs, fmt.Errorf("env name %q is invalid", k))
 		}
 	}
+	errs = append(errs, s.validateShared()...)
 	return errors.Join(errs...)
+}
+
+// validateShared checks volumes, floating IPs and published ports.
+func (s *WorkloadSpec) validateShared() []error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, v := range s.Volumes {
+		if err := ValidateName("volume", v); err != nil {
+			errs = append(errs, err)
+		} else if seen[v] {
+			errs = append(errs, fmt.Errorf("volume %s is attached twice", v))
+		}
+		seen[v] = true
+	}
+	vips := map[string]bool{}
+	for _, v := range s.VIPs {
+		a, err := netip.ParseAddr(v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("vip %q is not an IP address (give the address alone, e.g. 192.0.2.10)", v))
+		case vips[a.String()]:
+			errs = append(errs, fmt.Errorf("vip %s is attached twice", v))
+		}
+		if err == nil {
+			vips[a.String()] = true
+		}
+	}
+	if len(s.Publish) > 0 && s.Kind != KindContainer {
+		errs = append(errs, errors.New("published ports are for containers"))
+	}
+	ports := map[string]bool{}
+	for i := range s.Publish {
+		p := &s.Publish[i]
+		if err := p.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a, _ := netip.ParseAddr(p.VIP)
+		if !vips[a.String()] {
+			errs = append(errs, fmt.Errorf("publish %s:%d: %s is not one of the workload's floating IPs (add --vip %s)", p.VIP, p.Port, p.VIP, p.VIP))
+		}
+		k := fmt.Sprintf("%s/%d/%s", a, p.Port, orTCP(p.Proto))
+		if ports[k] {
+			errs = append(errs, fmt.Errorf("publish %s:%d/%s twice", p.VIP, p.Port, orTCP(p.Proto)))
+		}
+		ports[k] = true
+	}
+	return errs
+}
+
+func orTCP(p string) string {
+	if p == "" {
+		return "tcp"
+	}
+	return p
 }
 
 // Validate checks a node registration.

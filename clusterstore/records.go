@@ -22,6 +22,11 @@ func FencingKey(host string) string      { return FencingPrefix + host }
 func HostStateKey(host string) string    { return HostStatePrefix + host }
 func FenceRequestKey(host string) string { return FenceRequestsPrefix + host }
 func FenceHealthKey(host string) string  { return FenceHealthPrefix + host }
+func VolumeKey(name string) string       { return VolumesPrefix + name }
+func LockKey(volume string) string       { return LocksPrefix + volume }
+func VIPKey(addr string) string          { return VIPsPrefix + addr }
+func VIPClaimKey(addr string) string     { return VIPClaimsPrefix + addr }
+func AgentTokenKey(host string) string   { return AgentTokensPrefix + host }
 func HostStatusPrefix(host string) string {
 	return StatusPrefix + host + "/"
 }
@@ -102,11 +107,18 @@ type Snapshot struct {
 	// SettingsRevision is the key's mod revision (0: defaults).
 	Settings         api.Settings
 	SettingsRevision int64
+	// Volumes and VIPs are the shared resources; Locks (by volume) and
+	// VIPClaims (by address) say which allocation holds each.
+	Volumes   map[string]Versioned[api.Volume]
+	Locks     map[string]Versioned[api.Claim]
+	VIPs      map[string]Versioned[api.VIP]
+	VIPClaims map[string]Versioned[api.Claim]
 }
 
 // snapshotPrefixes are the prefixes a Snapshot holds.
 var snapshotPrefixes = []string{NodesPrefix, HeartbeatsPrefix, WorkloadsPrefix, AllocationsPrefix, StatusPrefix, PendingPrefix,
-	FencingPrefix, FenceRequestsPrefix, FenceHealthPrefix, HostStatePrefix, SettingsKey}
+	FencingPrefix, FenceRequestsPrefix, FenceHealthPrefix, HostStatePrefix, SettingsKey,
+	VolumesPrefix, LocksPrefix, VIPsPrefix, VIPClaimsPrefix}
 
 // ReadSnapshot reads every prefix of a Snapshot at one revision. Records that
 // fail to decode are skipped and returned as errors in bad, so that one
@@ -124,6 +136,10 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 		FenceHealth:   map[string]Versioned[api.FenceHealth]{},
 		HostStates:    map[string]Versioned[api.HostState]{},
 		Settings:      api.DefaultSettings(),
+		Volumes:       map[string]Versioned[api.Volume]{},
+		Locks:         map[string]Versioned[api.Claim]{},
+		VIPs:          map[string]Versioned[api.VIP]{},
+		VIPClaims:     map[string]Versioned[api.Claim]{},
 	}
 	// Every prefix at one revision: one consistent read that skips the
 	// event history and the election keys.
@@ -159,6 +175,14 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 			derr = decodeInto(kv, snap.FenceHealth, name)
 		case "hoststate":
 			derr = decodeInto(kv, snap.HostStates, name)
+		case "volumes":
+			derr = decodeInto(kv, snap.Volumes, name)
+		case "locks":
+			derr = decodeInto(kv, snap.Locks, name)
+		case "vips":
+			derr = decodeInto(kv, snap.VIPs, name)
+		case "vipclaims":
+			derr = decodeInto(kv, snap.VIPClaims, name)
 		case "allocations":
 			a, e := DecodeAllocation(kv)
 			if derr = e; e == nil {

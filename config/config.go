@@ -148,6 +148,11 @@ type Agent struct {
 	Labels map[string]string
 	// HTTPListen is the agent's own API address; empty: off.
 	HTTPListen string
+	// Netns is the named network namespace holding the host's interfaces
+	// (simulated hosts); empty: the agent's own.
+	Netns string
+	// Networks maps network names to this host's interfaces.
+	Networks map[string]string
 	// CPUs and Memory override what libvirt reports; 0: what it reports.
 	CPUs   int
 	Memory api.ByteSize

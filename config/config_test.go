@@ -67,6 +67,10 @@ func valueOf(cfg any, key string) any {
 			return c.Labels
 		case "http_listen":
 			return c.HTTPListen
+		case "networks":
+			return c.Networks
+		case "netns":
+			return c.Netns
 		case "cpus":
 			return c.CPUs
 		case "memory":
@@ -216,6 +220,9 @@ func samples(kind Kind) []sample {
 		sample{key: "containerd.address", file: "/f/c.sock", env: "/e/c.sock", flag: []string{""}, fileV: "/f/c.sock", envV: "/e/c.sock", flV: ""},
 		sample{key: "containerd.state_dir", file: "/f/state", env: "/e/state", flag: []string{"/x/state"}, fileV: "/f/state", envV: "/e/state", flV: "/x/state"},
 		sample{key: "http_listen", file: "127.0.0.1:7371", env: "127.0.0.1:7372", flag: []string{""}, fileV: "127.0.0.1:7371", envV: "127.0.0.1:7372", flV: ""},
+		sample{key: "networks", file: "\n  public: eth1", env: "public=eth2", flag: []string{"public=eth3"},
+			fileV: map[string]string{"public": "eth1"}, envV: map[string]string{"public": "eth2"}, flV: map[string]string{"public": "eth3"}},
+		sample{key: "netns", file: "h1", env: "h2", flag: []string{""}, fileV: "h1", envV: "h2", flV: ""},
 		sample{key: "cpus", file: "8", env: "16", flag: []string{"32"}, fileV: 8, envV: 16, flV: 32},
 		sample{key: "memory", file: "1GiB", env: "2GiB", flag: []string{"0"}, fileV: api.GiB, envV: 2 * api.GiB, flV: api.ByteSize(0)},
 		sample{key: "bmc.url", file: "https://10.0.1.11", env: "https://bmc-e:8443", flag: []string{"http://127.0.0.1:8000"},

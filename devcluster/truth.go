@@ -74,7 +74,7 @@ func (k *Checker) Truth(ctx context.Context) (Truth, error) {
 			}
 		default:
 			n, ok := snap.Nodes[name]
-			fresh, err := k.ask(ctx, n.Value.AgentURL)
+			fresh, err := k.ask(ctx, name, n.Value.AgentURL)
 			k.mu.Lock()
 			if ok && err == nil {
 				k.last[name] = fresh
@@ -104,14 +104,19 @@ func (k *Checker) Truth(ctx context.Context) (Truth, error) {
 	return t, nil
 }
 
-func (k *Checker) ask(ctx context.Context, url string) ([]api.Task, error) {
+func (k *Checker) ask(ctx context.Context, host, url string) ([]api.Task, error) {
 	if url == "" {
 		return nil, fmt.Errorf("no agent URL")
+	}
+	token, err := clusterstore.AgentToken(ctx, k.c.store, host)
+	if err != nil {
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/tasks", nil)
 	if err != nil {
 		return nil, err
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := k.hc.Do(req)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,16 @@ type Task struct {
 	Workload string
 	Epoch    int64
 	Spec     api.WorkloadSpec
+	// Mounts are host paths bind-mounted into a container (its volumes);
+	// a VM's volumes arrive as disks in Spec.VM.Disks instead.
+	Mounts []Mount
+}
+
+// Mount is one host path inside a container.
+type Mount struct {
+	Source   string
+	Target   string
+	ReadOnly bool
 }
 
 // Status is the runtime's view of one task.

@@ -166,14 +166,18 @@ func health(apiURL string) (api.Health, error) {
 	return h, err
 }
 
-// agentTasks asks a host's agent what its driver really runs.
-func agentTasks(t *testing.T, agentURL string) []api.Task {
+// agentTasks asks a host's agent what its driver really runs, through the
+// server (which holds the agent's token).
+func agentTasks(t *testing.T, apiURL, host string) []api.Task {
 	t.Helper()
-	resp, err := http.Get(agentURL + "/v1/tasks")
+	resp, err := http.Get(apiURL + "/v1/nodes/" + host + "/tasks")
 	if err != nil {
 		t.Fatalf("agent tasks: %v", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("agent tasks of %s: HTTP %d", host, resp.StatusCode)
+	}
 	var tasks []api.Task
 	if err := json.NewDecoder(resp.Body).Decode(&tasks); err != nil {
 		t.Fatalf("agent tasks: %v", err)
@@ -240,6 +244,19 @@ func TestDevClusterTour(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "NAME") || !strings.Contains(out, "host-1") {
 		t.Fatalf("node list table:\n%s", out)
 	}
+	// The agent's own API wants its token: without it, 401.
+	for name, u := range agentURL {
+		for _, path := range []string{"/v1/tasks", "/v1/logs/x"} {
+			resp, err := http.Get(u + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("agent of %s answered %s without a token: HTTP %d", name, path, resp.StatusCode)
+			}
+		}
+	}
 
 	if _, errOut, code := ctl(t, apiURL, "vm", "create", "web1", "--cpus", "1", "--memory", "256MiB"); code != 0 {
 		t.Fatalf("vm create: exit %d: %s", code, errOut)
@@ -253,7 +270,7 @@ func TestDevClusterTour(t *testing.T) {
 	if w.Kind != api.KindVM || w.Host == "" {
 		t.Fatalf("workload show: %+v", w)
 	}
-	tasks := agentTasks(t, agentURL[w.Host])
+	tasks := agentTasks(t, apiURL, w.Host)
 	if len(tasks) != 1 || tasks[0].Workload != "web1" || tasks[0].State != "running" || tasks[0].Epoch != w.Epoch {
 		t.Fatalf("tasks on %s: %+v", w.Host, tasks)
 	}
@@ -313,7 +330,7 @@ func TestDevClusterTour(t *testing.T) {
 		t.Fatalf("delete: %s", errOut)
 	}
 	eventually(t, "web1 gone from "+web.Host, 5*time.Second, func() bool {
-		for _, tk := range agentTasks(t, agentURL[web.Host]) {
+		for _, tk := range agentTasks(t, apiURL, web.Host) {
 			if tk.Workload == "web1" {
 				return false
 			}

@@ -65,12 +65,12 @@ func TestFailover(t *testing.T) {
 			// Meanwhile, the truth from every agent that answers: never two.
 			took := eventually(t, "db running elsewhere", 40*time.Second, func() bool {
 				running := 0
-				for host, u := range agents {
+				for host := range agents {
 					if host == victim {
 						continue // frozen or dead: asked below through its BMC
 					}
 					c := http.Client{Timeout: time.Second}
-					resp, err := c.Get(u + "/v1/tasks")
+					resp, err := c.Get(apiURL + "/v1/nodes/" + host + "/tasks")
 					if err != nil {
 						continue
 					}

@@ -1,4 +1,15 @@
-// Package network will move floating IPs with their workloads (netlink
-// address add/del, gratuitous ARP / unsolicited NA, iptables DNAT), each claim
-// carrying the allocation's epoch. Empty until the floating-IP issue lands.
+// Package network is what the node agent does to a host's network for the
+// workloads it runs: put floating IPs (VIPs) on an interface and take them
+// off (netlink), tell the segment where a VIP now lives (gratuitous ARP for
+// IPv4, unsolicited neighbour advertisements for IPv6) and forward a VIP's
+// ports to a workload (iptables DNAT in a Bulwark-owned chain).
+//
+// Every operation works on a Host: a named network namespace (how a
+// simulated host runs on one machine, see package topo) or the caller's own
+// namespace. Netlink calls go to sockets opened inside the namespace;
+// anything that needs a thread in the namespace (raw sockets, iptables
+// child processes, listeners in tests) runs through Host.Do.
+//
+// See docs/networking-host.md for the announce timing and the iptables
+// layout.
 package network

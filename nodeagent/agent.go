@@ -16,6 +16,7 @@ import (
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	"github.com/bulwarkhq/bulwark/drivers"
+	"github.com/bulwarkhq/bulwark/network"
 )
 
 // Config configures an agent.
@@ -47,6 +48,14 @@ type Config struct {
 	// OnReady, if set, is called once the host is registered and holds its
 	// first heartbeat lease (systemd readiness).
 	OnReady func()
+	// Netns is the named network namespace that holds this host's
+	// interfaces (floating IPs go there); empty: the agent's own. Simulated
+	// hosts in `bulwarkd dev --netns` each have one.
+	Netns string
+	// Networks maps the networks this host is attached to onto its
+	// interfaces ("public" -> "eth1"): floating IPs of a network go only to
+	// hosts on it.
+	Networks map[string]string
 	// CPUs and Memory override the driver's fingerprint when set.
 	CPUs   int
 	Memory api.ByteSize
@@ -69,6 +78,15 @@ type Agent struct {
 	// watchdog is the open watchdog device, if one is configured.
 	watchdog       *os.File
 	watchdogWarned bool
+	// token is the bearer token of the agent's HTTP API, published in the
+	// store at registration.
+	token string
+	// net is this host's network (nil: floating IPs unavailable here).
+	net *network.Host
+	// shared holds volume leases and floating IPs (guarded by mu);
+	// publish the published ports of the workloads wanted here.
+	shared  sharedState
+	publish map[string][]api.Publish
 }
 
 type restartState struct {
@@ -86,6 +104,14 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if err := api.ValidateLabels(cfg.Labels); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
+	}
+	for n, iface := range cfg.Networks {
+		if err := api.ValidateName("network", n); err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		if err := api.ValidateBridgeName(iface); err != nil {
+			return nil, fmt.Errorf("agent: network %s: interface: %w", n, err)
+		}
 	}
 	if cfg.Store == nil || cfg.Driver == nil {
 		return nil, errors.New("agent: store and driver are required")
@@ -114,12 +140,19 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
-	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.Host), metrics: newMetrics()}, nil
+	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.Host), metrics: newMetrics(),
+		shared: sharedState{leases: map[string]heldLeases{}, vips: map[string]heldVIP{}}, publish: map[string][]api.Publish{}}, nil
 }
 
 // Run registers the host and serves it until ctx ends. Losing the heartbeat
 // session fences the host (every workload is killed) and starts over.
 func (a *Agent) Run(ctx context.Context) error {
+	if err := a.openNetwork(); err != nil {
+		return err
+	}
+	if a.net != nil {
+		defer a.net.Close()
+	}
 	ln, err := a.listen()
 	if err != nil {
 		return err
@@ -127,6 +160,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	agentURL := ""
 	if ln != nil {
 		agentURL = "http://" + ln.Addr().String()
+		if a.token, err = clusterstore.NewAgentToken(); err != nil {
+			return err
+		}
 		go a.serveHTTP(ctx, ln)
 	}
 	if err := a.register(ctx, agentURL); err != nil {
@@ -159,6 +195,9 @@ func (a *Agent) register(ctx context.Context, agentURL string) error {
 		CPUs: fp.CPUs, Memory: fp.Memory, Driver: a.cfg.Driver.Name(), Kinds: a.cfg.Driver.Kinds(), Detail: fp.Detail,
 		AgentURL: agentURL, LeaseTTL: api.Duration(a.cfg.SessionTTL), SelfFenceAfter: api.Duration(a.cfg.SelfFenceAfter), RegisteredAt: a.cfg.now().UTC(),
 	}
+	if n.Interfaces, n.Networks, err = a.hostNetworks(); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	if a.cfg.CPUs > 0 {
 		n.CPUs = a.cfg.CPUs
 	}
@@ -169,7 +208,11 @@ func (a *Agent) register(ctx context.Context, agentURL string) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	key := clusterstore.NodeKey(a.cfg.Host)
-	if _, _, err := a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(n))}); err != nil {
+	ops := []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(n))}
+	if a.token != "" {
+		ops = append(ops, clusterstore.Put(clusterstore.AgentTokenKey(a.cfg.Host), []byte(a.token)))
+	}
+	if _, _, err := a.cfg.Store.Txn(ctx, nil, ops); err != nil {
 		return fmt.Errorf("agent: register %s: %w", a.cfg.Host, err)
 	}
 	a.log.Info("registered", "cpus", n.CPUs, "memory", n.Memory.String(), "driver", n.Driver, "detail", n.Detail)
@@ -225,6 +268,20 @@ func (a *Agent) serveSession(ctx context.Context) error {
 	// loop, which may be blocked on a dead connection.
 	selfFence := time.NewTicker(max(a.cfg.SelfFenceAfter/20, 10*time.Millisecond))
 	defer selfFence.Stop()
+	// On-storage leases are renewed beside the loop, so that a slow store
+	// cannot delay noticing a newer holder.
+	go func() {
+		t := time.NewTicker(leaseRenewEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				a.renewLeases(wctx)
+			}
+		}
+	}()
 	healthy := func() bool { return time.Since(sess.LastAck()) <= a.cfg.SelfFenceAfter }
 	for {
 		if err := a.reconcile(ctx, sess); err != nil {
@@ -263,7 +320,10 @@ func (a *Agent) serveSession(ctx context.Context) error {
 // them elsewhere once our lease has expired.
 func (a *Agent) selfFence(why string) {
 	a.metrics.selfFences.Inc()
-	a.log.Error("SELF-FENCING: killing every workload on this host", "why", why)
+	a.log.Error("SELF-FENCING: dropping floating IPs and killing every workload on this host", "why", why)
+	// Addresses first: they are what clients reach, and they go in
+	// microseconds.
+	a.dropAllVIPs()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tasks, err := a.cfg.Driver.List(ctx)
@@ -282,6 +342,8 @@ func (a *Agent) selfFence(why string) {
 type desired struct {
 	alloc api.Allocation
 	spec  api.WorkloadSpec
+	// volumes are every volume of the cluster, by name.
+	volumes map[string]api.Volume
 }
 
 // reconcile makes the driver run exactly what is allocated to this host.
@@ -300,6 +362,10 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 	wls, _, err := a.cfg.Store.List(ctx, clusterstore.WorkloadsPrefix, rev)
 	if err != nil {
 		return fmt.Errorf("list workloads: %w", err)
+	}
+	cs, err := readShared(ctx, a.cfg.Store, rev)
+	if err != nil {
+		return err
 	}
 	specs := make(map[string]api.Workload, len(wls))
 	for _, kv := range wls {
@@ -324,8 +390,16 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 		if !ok {
 			continue // the leader removes orphaned allocations
 		}
-		want[al.Workload] = desired{alloc: al, spec: w.WorkloadSpec}
+		want[al.Workload] = desired{alloc: al, spec: w.WorkloadSpec, volumes: cs.volumes}
 	}
+	a.mu.Lock()
+	clear(a.publish)
+	for name, d := range want {
+		if len(d.spec.Publish) > 0 {
+			a.publish[name] = d.spec.Publish
+		}
+	}
+	a.mu.Unlock()
 	running, err := a.cfg.Driver.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list %s workloads: %w", a.cfg.Driver.Name(), err)
@@ -344,8 +418,12 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 	}
 	sort.Strings(gone)
 	for _, name := range gone {
-		a.remove(ctx, sess, name, have[name].Epoch)
+		if a.remove(ctx, sess, name, have[name].Epoch) {
+			a.releaseVolumes(ctx, cs, name, have[name].Epoch)
+			delete(have, name)
+		}
 	}
+	a.releaseLeftovers(ctx, cs, want, have)
 	// Clear reports for workloads that are neither wanted nor present.
 	for name := range a.reported {
 		_, wanted := want[name]
@@ -376,7 +454,14 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 	wg.Wait()
 	a.mu.Lock()
 	a.metrics.setStates(a.reported)
+	runningHere := map[string]int64{}
+	for name, st := range a.reported {
+		if d, ok := want[name]; ok && st.State == api.StateRunning && st.Epoch == d.alloc.Epoch {
+			runningHere[name] = st.Epoch
+		}
+	}
 	a.mu.Unlock()
+	a.syncVIPs(ctx, cs, runningHere)
 	return nil
 }
 
@@ -427,11 +512,23 @@ func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desire
 		a.metrics.restarts.Inc()
 		a.log.Warn("restarting", "workload", name, "epoch", epoch, "restart", rs.restarts, "after", detail)
 	}
+	// Volumes first: the lock in the store, then the lease on the storage.
+	task := drivers.Task{Workload: name, Epoch: epoch, Spec: d.spec}
+	if wait, err := a.holdVolumes(ctx, d, &task); err != nil || wait != "" {
+		if err != nil {
+			rs.lastErr = err.Error()
+			rs.next = now.Add(time.Second << min(rs.restarts, 6))
+			a.report(ctx, sess, name, epoch, api.StateFailed, err.Error())
+		} else {
+			a.report(ctx, sess, name, epoch, api.StateStarting, wait)
+		}
+		return
+	}
 	// Backoff before the next restart: 1s, 2s, 4s...
 	rs.next = now.Add(time.Second << min(rs.restarts, 6))
 	rs.lastErr = ""
 	a.report(ctx, sess, name, epoch, api.StateStarting, "")
-	if err := a.cfg.Driver.Start(ctx, drivers.Task{Workload: name, Epoch: epoch, Spec: d.spec}); err != nil {
+	if err := a.cfg.Driver.Start(ctx, task); err != nil {
 		a.log.Error("start failed", "workload", name, "epoch", epoch, "err", err)
 		rs.lastErr = err.Error()
 		a.report(ctx, sess, name, epoch, api.StateFailed, err.Error())
@@ -451,7 +548,8 @@ func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desire
 }
 
 // remove stops and destroys a workload that is no longer allocated here.
-func (a *Agent) remove(ctx context.Context, sess *clusterstore.Session, name string, epoch int64) {
+// It reports whether the workload is confirmed gone.
+func (a *Agent) remove(ctx context.Context, sess *clusterstore.Session, name string, epoch int64) bool {
 	a.report(ctx, sess, name, epoch, api.StateStopping, "")
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.StopTimeout)
 	if err := a.cfg.Driver.Stop(sctx, name); err != nil && !errors.Is(err, drivers.ErrNotFound) {
@@ -461,13 +559,30 @@ func (a *Agent) remove(ctx context.Context, sess *clusterstore.Session, name str
 	if err := a.cfg.Driver.Destroy(ctx, name); err != nil && !errors.Is(err, drivers.ErrNotFound) {
 		a.log.Error("destroy failed", "workload", name, "err", err)
 		a.report(ctx, sess, name, epoch, api.StateFailed, "destroy: "+err.Error())
-		return
+		return false
 	}
 	a.log.Info("removed", "workload", name, "epoch", epoch)
 	a.deleteStatus(ctx, name)
 	a.mu.Lock()
 	delete(a.restarts, name)
 	a.mu.Unlock()
+	return true
+}
+
+// openNetwork opens this host's network (its own, or the named netns).
+// Without a configured netns or network, a failure only disables floating
+// IPs here.
+func (a *Agent) openNetwork() error {
+	h, err := network.Open(a.cfg.Netns)
+	if err != nil {
+		if a.cfg.Netns != "" || len(a.cfg.Networks) > 0 {
+			return fmt.Errorf("agent: %w", err)
+		}
+		a.log.Warn("no access to this host's network: floating IPs cannot go here", "err", err)
+		return nil
+	}
+	a.net = h
+	return nil
 }
 
 func (a *Agent) report(ctx context.Context, sess *clusterstore.Session, name string, epoch int64, state api.State, reason string) {

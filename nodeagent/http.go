@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,8 +35,13 @@ func (a *Agent) serveHTTP(ctx context.Context, ln net.Listener) {
 		_ = json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("GET /v1/logs/{workload}", a.serveLogs)
-	mux.Handle("GET /metrics", a.metrics.handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	mux.HandleFunc("POST /v1/check/volume", a.checkVolume)
+	top := http.NewServeMux()
+	// Metrics carry no workload data and are scraped without a token;
+	// everything else needs the token the agent published in the store.
+	top.Handle("GET /metrics", a.metrics.handler())
+	top.Handle("/", a.requireToken(mux))
+	srv := &http.Server{Handler: top, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -45,6 +51,22 @@ func (a *Agent) serveHTTP(ctx context.Context, ln net.Listener) {
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.log.Error("agent HTTP server stopped", "err", err)
 	}
+}
+
+// requireToken refuses requests without the agent's bearer token.
+func (a *Agent) requireToken(next http.Handler) http.Handler {
+	want := []byte("Bearer " + a.token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if a.token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark-agent"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			_ = json.NewEncoder(w).Encode(api.Error{Message: "this agent's API needs its token (the server reads it from the cluster store)", Code: "unauthenticated"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (a *Agent) listen() (net.Listener, error) {

@@ -50,10 +50,24 @@ func TestLogsEndpointFollows(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	a.token = "s3cret"
 	go a.serveHTTP(ctx, ln)
 	base := "http://" + ln.Addr().String()
+	// No token, or a wrong one: 401, and nothing is served.
+	for _, auth := range []string{"", "Bearer wrong", "s3cret"} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/logs/web1", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("auth %q: %v %v", auth, err, resp)
+		}
+		resp.Body.Close()
+	}
+	c := &http.Client{Transport: bearer{"s3cret"}}
 
-	resp, err := http.Get(base + "/v1/logs/web1")
+	resp, err := c.Get(base + "/v1/logs/web1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +76,10 @@ func TestLogsEndpointFollows(t *testing.T) {
 	if string(b) != "booting\n" {
 		t.Fatalf("logs: %q", b)
 	}
-	if resp, err := http.Get(base + "/v1/logs/nope"); err != nil || resp.StatusCode != http.StatusNotFound {
+	if resp, err := c.Get(base + "/v1/logs/nope"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("missing workload: %v %v", err, resp)
 	}
-	if resp, err := http.Get(base + "/v1/logs/Bad_Name"); err != nil || resp.StatusCode != http.StatusBadRequest {
+	if resp, err := c.Get(base + "/v1/logs/Bad_Name"); err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad name: %v %v", err, resp)
 	}
 
@@ -73,7 +87,7 @@ func TestLogsEndpointFollows(t *testing.T) {
 	fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer fcancel()
 	req, _ := http.NewRequestWithContext(fctx, http.MethodGet, base+"/v1/logs/web1?follow=true", nil)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,4 +103,13 @@ func TestLogsEndpointFollows(t *testing.T) {
 	if err != nil || !strings.Contains(line, "up and running") {
 		t.Fatalf("followed line %q, %v", line, err)
 	}
+}
+
+// bearer adds a token to every request.
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
 }

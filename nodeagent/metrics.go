@@ -20,6 +20,11 @@ type metrics struct {
 	selfFences prometheus.Counter
 	restarts   prometheus.Counter
 	workloads  *prometheus.GaugeVec
+	// superseded counts workloads destroyed because their volume's
+	// on-storage lease showed a newer epoch; vipMoves counts floating IPs
+	// brought up here.
+	superseded prometheus.Counter
+	vipMoves   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -34,7 +39,11 @@ func newMetrics() *metrics {
 		Help: "Workloads restarted on this host by their restart policy."})
 	m.workloads = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bulwark_agent_workloads",
 		Help: "Workloads on this host by reported state."}, []string{"state"})
-	m.reg.MustRegister(m.renew, m.renewFails, m.selfFences, m.restarts, m.workloads,
+	m.superseded = prometheus.NewCounter(prometheus.CounterOpts{Name: "bulwark_agent_volume_superseded_total",
+		Help: "Workloads destroyed because their volume's on-storage lease showed a newer epoch."})
+	m.vipMoves = prometheus.NewCounter(prometheus.CounterOpts{Name: "bulwark_agent_vip_up_total",
+		Help: "Floating IPs added to this host's interfaces and announced."})
+	m.reg.MustRegister(m.renew, m.renewFails, m.selfFences, m.restarts, m.workloads, m.superseded, m.vipMoves,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

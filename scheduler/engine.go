@@ -80,18 +80,25 @@ func (e Engine) Schedule(st *State, pending []api.Workload, _ time.Time) Plan {
 		if len(w.Require) > 0 {
 			key.require = strings.Join(w.Require, "\x00")
 		}
+		if why := t.volumeConflict(w); why != "" {
+			plan.Unplaced = append(plan.Unplaced, Unplaced{Workload: w.Name, Reason: why})
+			continue
+		}
 		c, err := t.candidate(w, isNew)
 		if err != nil {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{Workload: w.Name, Reason: "invalid placement: " + err.Error()})
 			continue
 		}
-		if why, ok := failed[key]; ok {
+		cacheable := len(c.vips) == 0 // the key does not say which networks
+		if why, ok := failed[key]; ok && cacheable {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{Workload: w.Name, Reason: why})
 			continue
 		}
 		d := e.decide(t, c, &start)
 		if d.host < 0 {
-			failed[key] = d.reason
+			if cacheable {
+				failed[key] = d.reason
+			}
 			plan.Unplaced = append(plan.Unplaced, Unplaced{Workload: w.Name, Reason: d.reason})
 			continue
 		}
@@ -108,6 +115,7 @@ func (e Engine) Schedule(st *State, pending []api.Workload, _ time.Time) Plan {
 			clear(failed)
 		}
 		t.add(d.host, allocation{name: w.Name, group: c.group, prio: c.prio, cpus: c.cpus, mem: c.mem})
+		t.claimVolumes(w, host)
 		plan.Placements = append(plan.Placements, Placement{Workload: w.Name, Host: host, CPUs: w.CPUs, Memory: w.Memory, Score: round1(d.score)})
 	}
 	return plan

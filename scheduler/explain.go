@@ -77,6 +77,10 @@ func (e Engine) Explain(st *State, name string) api.Explanation {
 		return ex
 	}
 
+	if why := t.volumeConflict(&w); why != "" {
+		ex.Summary = "pending: " + why
+		return ex
+	}
 	d := t.finish(c, ch)
 	if d.host < 0 {
 		ex.Summary = "pending: " + d.reason

@@ -55,6 +55,13 @@ type State struct {
 	// Avoid maps a workload to a host it must not be placed on next: the
 	// one that just gave up on it.
 	Avoid map[string]string
+	// Volumes by name, and the locks of exclusive ones (by volume): an
+	// exclusive volume goes to one workload at a time.
+	Volumes     map[string]api.Volume
+	VolumeLocks map[string]api.Claim
+	// VIPs by address: a workload with floating IPs goes only to hosts on
+	// their networks.
+	VIPs map[string]api.VIP
 }
 
 // Placement puts one workload on one host. CPUs and Memory are the

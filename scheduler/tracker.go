@@ -52,6 +52,10 @@ type Tracker struct {
 	checks  []checker
 	scorers []scorer
 
+	// Shared resources, built on first use (shared.go).
+	volHolders     map[string]volHolder
+	vipsByWorkload map[string][]vipNeed
+
 	// Admission control, computed on first use: the N largest ready hosts
 	// and the ready hosts that survive them.
 	lostReady bool
@@ -129,7 +133,7 @@ func NewTracker(st *State) *Tracker {
 		added:    make(map[string]int32),
 		groups:   make(map[string]int32),
 		columns:  make(map[string]*labelColumn),
-		checks:   []checker{readyCheck{}, kindCheck{}, avoidCheck{}, labelCheck{}, antiAffinityCheck{}, resourceCheck{}},
+		checks:   []checker{readyCheck{}, kindCheck{}, avoidCheck{}, labelCheck{}, vipCheck{}, antiAffinityCheck{}, resourceCheck{}},
 		scorers:  []scorer{strategyScore{spread: st.Settings.Strategy == api.StrategySpread}, preferenceScore{}, spreadScore{}},
 	}
 	t.indexNodes(st.Nodes)
@@ -389,6 +393,9 @@ func (t *Tracker) Fits(host string, w *api.Workload) (bool, string) {
 	if ai, placed := t.lookup(w.Name); placed {
 		return false, fmt.Sprintf("%s is already placed on %s", w.Name, t.hostName(t.allocs[ai].host))
 	}
+	if why := t.volumeConflict(w); why != "" {
+		return false, why
+	}
 	c, err := t.candidate(w, false)
 	if err != nil {
 		return false, "invalid placement: " + err.Error()
@@ -418,6 +425,7 @@ func (t *Tracker) Add(host string, w *api.Workload) error {
 		flags |= allocDeleting
 	}
 	t.add(h, allocation{name: w.Name, group: group, prio: int32(w.Priority), flags: flags, cpus: w.CPUs, mem: w.Memory})
+	t.claimVolumes(w, host)
 	return nil
 }
 
@@ -564,6 +572,8 @@ type candidate struct {
 	spreadMin, spreadMax int32
 	// isNew: admission control applies.
 	isNew bool
+	// vips are the floating IPs the host must be able to hold.
+	vips []vipNeed
 	// weights of the scorers, and their sum; set by prepare.
 	weights   [maxScorers]float64
 	weightSum float64
@@ -606,7 +616,7 @@ func (t *Tracker) candidate(w *api.Workload, isNew bool) (*candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &candidate{name: w.Name, kind: w.Kind, cpus: w.CPUs, mem: w.Memory, prio: int32(w.Priority), group: -1, isNew: isNew, avoid: -1}
+	c := &candidate{name: w.Name, kind: w.Kind, cpus: w.CPUs, mem: w.Memory, prio: int32(w.Priority), group: -1, isNew: isNew, avoid: -1, vips: t.vipNeeds(w.Name)}
 	if host, ok := t.avoid[w.Name]; ok {
 		if h, ok := t.index[host]; ok {
 			c.avoid = int32(h)

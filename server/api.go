@@ -45,6 +45,7 @@ func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx cont
 	mux.HandleFunc("GET /v1/health", h.getHealth)
 	mux.HandleFunc("GET /v1/nodes", h.listNodes)
 	mux.HandleFunc("GET /v1/nodes/{name}", h.getNode)
+	mux.HandleFunc("GET /v1/nodes/{name}/tasks", h.nodeTasks)
 	mux.HandleFunc("POST /v1/nodes/{name}/fence", h.fenceNode)
 	mux.HandleFunc("POST /v1/nodes/{name}/clear", h.clearNode)
 	mux.HandleFunc("POST /v1/nodes/{name}/power-on", h.powerOnNode)
@@ -59,6 +60,7 @@ func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx cont
 	mux.HandleFunc("PUT /v1/settings", h.putSettings)
 	mux.HandleFunc("GET /v1/events", h.listEvents)
 	mux.HandleFunc("GET /v1/whatif", h.whatIf)
+	h.routeShared(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -263,12 +265,30 @@ func (h *Handler) createWorkload(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := api.Workload{Schema: api.SchemaVersion, WorkloadSpec: spec, CreatedAt: h.now().UTC()}
 	key := clusterstore.WorkloadKey(spec.Name)
-	ok, _, err := h.store.Txn(r.Context(), []clusterstore.Cond{clusterstore.Missing(key)}, []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(rec))})
+	conds := []clusterstore.Cond{clusterstore.Missing(key)}
+	ops := []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(rec))}
+	if len(spec.Volumes) > 0 || len(spec.VIPs) > 0 {
+		snap, ok := h.snapshot(w, r)
+		if !ok {
+			return
+		}
+		c, o, status, err := h.sharedGuards(snap, spec)
+		if err != nil {
+			writeError(w, status, codeFor(status), err.Error())
+			return
+		}
+		conds, ops = append(conds, c...), append(ops, o...)
+	}
+	ok, _, err := h.store.Txn(r.Context(), conds, ops)
 	if err != nil {
 		h.storeError(w, "create workload", err)
 		return
 	}
 	if !ok {
+		if _, exists, _, _ := h.store.Get(r.Context(), key); !exists {
+			writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("a volume or floating IP of %s changed meanwhile; try again", spec.Name))
+			return
+		}
 		writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("workload %q already exists", spec.Name))
 		return
 	}

@@ -175,7 +175,51 @@ func (f *failover) step(ctx context.Context, snap *clusterstore.Snapshot, now ti
 			changed = changed || ok
 		}
 	}
-	return changed, nil
+	released, err := f.releaseFencedClaims(ctx, snap, now)
+	if err != nil {
+		return false, err
+	}
+	return changed || released, nil
+}
+
+// releaseFencedClaims frees the volume locks and floating-IP claims held by
+// hosts that have a fence record: proof that the holder is powered off (or,
+// with watchdog fencing, reset). Nothing else ever frees a lost host's
+// claims — no timer does.
+func (f *failover) releaseFencedClaims(ctx context.Context, snap *clusterstore.Snapshot, now time.Time) (bool, error) {
+	released := false
+	for _, set := range []struct {
+		what   string
+		claims map[string]clusterstore.Versioned[api.Claim]
+		key    func(string) string
+	}{{"volume lock", snap.Locks, clusterstore.LockKey}, {"floating IP", snap.VIPClaims, clusterstore.VIPClaimKey}} {
+		names := make([]string, 0, len(set.claims))
+		for name := range set.claims {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for i, name := range names {
+			c := set.claims[name]
+			rec, fenced := snap.Fencing[c.Value.Host]
+			if !fenced {
+				continue
+			}
+			key := set.key(name)
+			msg := fmt.Sprintf("%s %s released from fenced host %s (held by %s at epoch %d; fence confirmed %s)",
+				set.what, name, c.Value.Host, c.Value.Workload, c.Value.Epoch, rec.Value.Confirmed.Format(time.RFC3339Nano))
+			done, _, err := f.store.Txn(ctx,
+				[]clusterstore.Cond{f.guard, clusterstore.ModRevisionIs(clusterstore.FencingKey(c.Value.Host), rec.ModRevision), clusterstore.ModRevisionIs(key, c.ModRevision)},
+				[]clusterstore.Op{clusterstore.Delete(key), eventOp(now, 400+i, "released", c.Value.Host, c.Value.Workload, msg)})
+			if err != nil {
+				return released, fmt.Errorf("release %s %s: %w", set.what, name, err)
+			}
+			if done {
+				released = true
+				f.log.Warn("claim released after fencing", "what", set.what, "name", name, "host", c.Value.Host, "workload", c.Value.Workload, "epoch", c.Value.Epoch)
+			}
+		}
+	}
+	return released, nil
 }
 
 // record stores each transition as the host's state and an event.

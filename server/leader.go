@@ -244,8 +244,18 @@ func (l *leader) cleanup(ctx context.Context, snap *clusterstore.Snapshot) (bool
 			continue // still being stopped there
 		}
 		key := clusterstore.WorkloadKey(name)
-		ok, err := l.commit(ctx, []clusterstore.Cond{clusterstore.ModRevisionIs(key, w.ModRevision), clusterstore.Missing(clusterstore.AllocationKey(name))},
-			[]clusterstore.Op{clusterstore.Delete(key), clusterstore.Delete(clusterstore.PendingKey(name))})
+		conds := []clusterstore.Cond{clusterstore.ModRevisionIs(key, w.ModRevision), clusterstore.Missing(clusterstore.AllocationKey(name))}
+		ops := []clusterstore.Op{clusterstore.Delete(key), clusterstore.Delete(clusterstore.PendingKey(name))}
+		// Its floating IPs stay defined, detached.
+		for addr, v := range snap.VIPs {
+			if v.Value.Workload == name {
+				rec := v.Value
+				rec.Workload = ""
+				conds = append(conds, clusterstore.ModRevisionIs(clusterstore.VIPKey(addr), v.ModRevision))
+				ops = append(ops, clusterstore.Put(clusterstore.VIPKey(addr), clusterstore.Encode(rec)))
+			}
+		}
+		ok, err := l.commit(ctx, conds, ops)
 		if err != nil {
 			return false, err
 		}
@@ -321,6 +331,22 @@ func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 	}
 	for name, w := range snap.Workloads {
 		st.Workloads[name] = w.Value
+	}
+	if len(snap.Volumes) > 0 {
+		st.Volumes = make(map[string]api.Volume, len(snap.Volumes))
+		st.VolumeLocks = make(map[string]api.Claim, len(snap.Locks))
+		for name, v := range snap.Volumes {
+			st.Volumes[name] = v.Value
+		}
+		for name, c := range snap.Locks {
+			st.VolumeLocks[name] = c.Value
+		}
+	}
+	if len(snap.VIPs) > 0 {
+		st.VIPs = make(map[string]api.VIP, len(snap.VIPs))
+		for addr, v := range snap.VIPs {
+			st.VIPs[addr] = v.Value
+		}
 	}
 	for name, p := range snap.Pending {
 		if p.Value.Displaced {

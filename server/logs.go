@@ -33,27 +33,13 @@ func (h *Handler) workloadLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error())
 		return
 	}
-	nkv, ok, _, err := h.store.Get(r.Context(), clusterstore.NodeKey(a.Host))
-	var n api.Node
-	if err == nil && ok {
-		err = clusterstore.Decode(nkv, &n)
-	}
-	if err != nil || !ok || n.AgentURL == "" {
-		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, fmt.Sprintf("the agent of %s serves no logs (no agent address registered)", a.Host))
-		return
-	}
-	target := n.AgentURL + "/v1/logs/" + url.PathEscape(name)
+	path := "/v1/logs/" + url.PathEscape(name)
 	if r.URL.Query().Get("follow") == "true" {
-		target += "?follow=true"
+		path += "?follow=true"
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
+	resp, err := h.agentRequest(r.Context(), a.Host, http.MethodGet, path, nil)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error())
-		return
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		writeError(w, http.StatusBadGateway, api.CodeUnavailable, fmt.Sprintf("the agent of %s did not answer: %v", a.Host, err))
+		writeAgentError(w, err)
 		return
 	}
 	defer resp.Body.Close()

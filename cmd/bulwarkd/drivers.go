@@ -23,7 +23,7 @@ func agentDrivers(cfg *config.Agent, host string) (drivers.Set, error) {
 		set = append(set, d)
 	}
 	if cfg.ContainerdAddress != "" {
-		d, err := containerd.New(containerd.Config{Address: cfg.ContainerdAddress, Host: host, StateDir: cfg.ContainerdStateDir})
+		d, err := containerd.New(containerd.Config{Address: cfg.ContainerdAddress, Host: host, StateDir: cfg.ContainerdStateDir, Netns: cfg.Netns})
 		if err != nil {
 			set.Close()
 			return nil, err

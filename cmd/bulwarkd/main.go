@@ -178,7 +178,7 @@ func agentCommand() *cli.Command {
 			defer store.Close()
 			ag, err := nodeagent.New(nodeagent.Config{Host: name, Labels: cfg.Labels, Store: store, Driver: drv, SessionTTL: cfg.SessionTTL,
 				HTTPListen: cfg.HTTPListen, CPUs: cfg.CPUs, Memory: cfg.Memory, Log: log, OnReady: notifier(log, "READY=1"),
-				SelfFenceAfter: cfg.SelfFenceAfter, WatchdogDevice: cfg.WatchdogDevice})
+				SelfFenceAfter: cfg.SelfFenceAfter, WatchdogDevice: cfg.WatchdogDevice, Netns: cfg.Netns, Networks: cfg.Networks})
 			if err != nil {
 				return err
 			}

@@ -112,6 +112,10 @@ type Config struct {
 	// driver sets up no container networking (no CNI), and floating IPs
 	// live on the host.
 	PrivateNetwork bool
+	// Netns, if set, is a named network namespace (/var/run/netns/<Netns>)
+	// the containers join instead of the host's: a simulated host's
+	// network in `bulwarkd dev --netns`.
+	Netns string
 	// StopTimeout bounds Stop's wait after SIGTERM when the context has no
 	// deadline; zero means DefaultStopTimeout.
 	StopTimeout time.Duration
@@ -479,11 +483,28 @@ func (d *Driver) create(ctx context.Context, c *client.Client, t drivers.Task, i
 			oci.WithCPUCFS(int64(t.Spec.CPUs)*cpuPeriod, cpuPeriod),
 			oci.WithCPUShares(uint64(t.Spec.CPUs)*1024))
 	}
-	if !d.cfg.PrivateNetwork {
+	switch {
+	case d.cfg.Netns != "":
+		specOpts = append(specOpts,
+			oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/var/run/netns/" + d.cfg.Netns}),
+			oci.WithHostHostsFile,
+			oci.WithHostResolvconf)
+	case !d.cfg.PrivateNetwork:
 		specOpts = append(specOpts,
 			oci.WithHostNamespace(specs.NetworkNamespace),
 			oci.WithHostHostsFile,
 			oci.WithHostResolvconf)
+	}
+	if len(t.Mounts) > 0 {
+		var ms []specs.Mount
+		for _, m := range t.Mounts {
+			opts := []string{"rbind", "rw"}
+			if m.ReadOnly {
+				opts = []string{"rbind", "ro"}
+			}
+			ms = append(ms, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
+		}
+		specOpts = append(specOpts, oci.WithMounts(ms))
 	}
 	labels := map[string]string{
 		LabelWorkload: t.Workload,
