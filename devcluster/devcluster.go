@@ -36,6 +36,8 @@ import (
 	"github.com/bulwarkhq/bulwark/fencing"
 	"github.com/bulwarkhq/bulwark/fencing/bmcemu"
 	"github.com/bulwarkhq/bulwark/fencing/redfish"
+	"github.com/bulwarkhq/bulwark/network"
+	"github.com/bulwarkhq/bulwark/network/topo"
 	"github.com/bulwarkhq/bulwark/server"
 )
 
@@ -64,8 +66,17 @@ type Config struct {
 	// Their workloads outlive a hung, crashed or partitioned agent, as on a
 	// real host.
 	Driver string
-	Log    *slog.Logger
+	// Netns gives every simulated host a network namespace of its own on
+	// one bridge (plus a "client" namespace), so that floating IPs really
+	// move between hosts: agents run with --netns and --network lan=eth0,
+	// containers join their host's namespace, and a power-off takes the
+	// host's link down. Needs root and iproute2.
+	Netns bool
+	Log   *slog.Logger
 }
+
+// NetworkName is the network every simulated host is on with Netns.
+const NetworkName = "lan"
 
 // Drivers a dev cluster can run.
 const (
@@ -86,6 +97,8 @@ type Cluster struct {
 	mu      sync.Mutex
 	hosts   map[string]*Host
 	apiURL  string
+	// topo holds the hosts' network namespaces (Netns only).
+	topo *topo.Topology
 }
 
 // Host is one simulated host: an agent process behind its own etcd proxy,
@@ -214,6 +227,21 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Netns {
+		prefix := fmt.Sprintf("bwd%d-", cfg.EtcdPort)
+		if err := topo.RemoveStale(prefix); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("dev --netns: %w", err)
+		}
+		var names []string
+		for i := 1; i <= cfg.Hosts; i++ {
+			names = append(names, fmt.Sprintf("host-%d", i))
+		}
+		if c.topo, err = topo.Create(ctx, topo.Spec{Prefix: prefix, Hosts: names, Client: true}); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("dev --netns: %w (needs root and iproute2)", err)
+		}
+	}
 	for i := 1; i <= cfg.Hosts; i++ {
 		if err := c.addHost(fmt.Sprintf("host-%d", i)); err != nil {
 			ln.Close()
@@ -310,6 +338,11 @@ func (c *Cluster) addHost(name string) error {
 		// driver's domains live inside it) die at once.
 		OnPowerOff: func() { c.powerCut(name) },
 		OnPowerOn: func() {
+			if c.topo != nil {
+				if err := c.topo.PowerOn(name); err != nil {
+					c.cfg.Log.Error("power on: link up", "host", name, "err", err)
+				}
+			}
 			if err := c.StartHost(name); err != nil {
 				c.cfg.Log.Error("power on: start agent", "host", name, "err", err)
 			}
@@ -396,6 +429,10 @@ func (c *Cluster) StartHost(name string) error {
 	if c.ctrd != nil {
 		args = []string{"--libvirt-uri", "none", "--containerd-address", c.ctrd.Address(), "--containerd-state-dir", filepath.Join(h.Dir, "containers")}
 	}
+	if c.topo != nil {
+		n, _ := c.topo.Host(name)
+		args = append(args, "--netns", n.Netns, "--network", NetworkName+"="+n.Iface)
+	}
 	cmd := exec.Command(c.cfg.Binary, append([]string{"agent",
 		"--name", name,
 		"--etcd", h.proxy.URL(),
@@ -447,13 +484,56 @@ func (c *Cluster) killHost(name string) {
 // QEMU, its containers or guests (which, like VMs on a real host, outlive
 // the agent).
 func (c *Cluster) powerCut(name string) {
+	if c.topo != nil {
+		// Off the wire first, as a powered-off NIC is.
+		if err := c.topo.PowerOff(name); err != nil {
+			c.cfg.Log.Error("power cut: link down", "host", name, "err", err)
+		}
+	}
 	c.killHost(name)
 	h, ok := c.Host(name)
 	if !ok {
 		return
 	}
 	c.destroyWorkloads(h, "power cut")
+	if c.topo != nil {
+		c.forgetNetworkState(name)
+	}
 }
+
+// forgetNetworkState drops what a host's network held only in memory —
+// addresses beyond its own and port forwards — as a power cut does. The
+// BMC reads Off only after this returns.
+func (c *Cluster) forgetNetworkState(name string) {
+	n, ok := c.topo.Host(name)
+	if !ok {
+		return
+	}
+	h, err := network.Open(n.Netns)
+	if err != nil {
+		c.cfg.Log.Error("power cut: open network", "host", name, "err", err)
+		return
+	}
+	defer h.Close()
+	addrs, err := h.Addresses(n.Iface)
+	if err != nil {
+		c.cfg.Log.Error("power cut: addresses", "host", name, "err", err)
+	}
+	for _, p := range addrs {
+		if p.Addr() == n.Addr4.Addr() || p.Addr() == n.Addr6.Addr() || p.Addr().IsLinkLocalUnicast() {
+			continue
+		}
+		if err := h.DelAddress(n.Iface, p); err != nil {
+			c.cfg.Log.Error("power cut: remove address", "host", name, "addr", p, "err", err)
+		}
+	}
+	if err := h.ClearForwards(); err != nil {
+		c.cfg.Log.Error("power cut: clear port forwards", "host", name, "err", err)
+	}
+}
+
+// Topology is the hosts' network namespaces (nil without Netns).
+func (c *Cluster) Topology() *topo.Topology { return c.topo }
 
 // destroyWorkloads kills and removes every container or guest of a host
 // through its own driver handle (not its agent).
@@ -659,6 +739,11 @@ func (c *Cluster) Stop() {
 	if c.ctrd != nil {
 		if err := c.ctrd.Stop(); err != nil {
 			c.cfg.Log.Error("stop private containerd", "err", err)
+		}
+	}
+	if c.topo != nil {
+		if err := c.topo.Destroy(); err != nil {
+			c.cfg.Log.Error("remove network namespaces", "err", err)
 		}
 	}
 }

@@ -440,11 +440,21 @@ func TestServerReplicasLeaderKilled(t *testing.T) {
 // startDev runs `bulwarkd dev` and waits until it is up.
 func startDev(t *testing.T, hosts int) (apiURL string, dev *proc, dataDir string) {
 	t.Helper()
+	apiURL, dev, dataDir, _ = startDevWith(t, hosts)
+	return apiURL, dev, dataDir
+}
+
+// startDevWith starts a dev cluster with extra flags; etcdPort also names
+// its network namespaces with --netns ("bwd<etcdPort>-host-1").
+func startDevWith(t *testing.T, hosts int, extra ...string) (apiURL string, dev *proc, dataDir string, etcdPort int) {
+	t.Helper()
 	dataDir = t.TempDir()
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	dev = startProc(t, "bulwarkd", "dev", "--hosts", strconv.Itoa(hosts), "--data-dir", dataDir, "--api-addr", apiAddr, "--etcd-port", strconv.Itoa(freePort(t)))
-	waitLine(t, dev, "Bulwark dev cluster is up", 60*time.Second)
-	return "http://" + apiAddr, dev, dataDir
+	etcdPort = freePort(t)
+	args := append([]string{"dev", "--hosts", strconv.Itoa(hosts), "--data-dir", dataDir, "--api-addr", apiAddr, "--etcd-port", strconv.Itoa(etcdPort)}, extra...)
+	dev = startProc(t, "bulwarkd", args...)
+	waitLine(t, dev, "Bulwark dev cluster is up", 90*time.Second)
+	return "http://" + apiAddr, dev, dataDir, etcdPort
 }
 
 // TestSchedulerThroughCLI: constraints, anti-affinity, strategy and explain,

@@ -59,11 +59,11 @@ type Host struct {
 
 	// Announcement repeats run in goroutines bounded by their Count, their
 	// context and stop (closed by Close).
-	annMu   sync.Mutex
-	annWG   sync.WaitGroup
-	stop    chan struct{}
-	closed  bool
-	closeMu sync.Once
+	annMu     sync.Mutex
+	annWG     sync.WaitGroup
+	stop      chan struct{}
+	closed    bool
+	closeOnce sync.Once
 
 	// fwdMu serialises SyncForwards and ClearForwards: they read the chain
 	// and then change it.
@@ -108,7 +108,7 @@ func Open(name string) (*Host, error) {
 // Close stops the repeats of announcements still going (see Announce),
 // waits for them, and releases the namespace. It is idempotent.
 func (h *Host) Close() error {
-	h.closeMu.Do(func() {
+	h.closeOnce.Do(func() {
 		h.annMu.Lock()
 		h.closed = true
 		close(h.stop)

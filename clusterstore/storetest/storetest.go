@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) clusterstore.Store) {
 		{"ElectionCampaignCancel", testElectionCampaignCancel},
 		{"ElectionSessionEndsWhileWaiting", testElectionSessionEnds},
 	}
+	tests = append(tests, claimTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))

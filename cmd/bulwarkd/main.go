@@ -206,6 +206,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "host-memory", Value: "16GiB", Usage: "memory of each simulated host"},
 			&cli.DurationFlag{Name: "bmc-latency", Value: time.Second, Usage: "how long each emulated BMC takes to power its host off"},
 			&cli.StringFlag{Name: "driver", Value: "test", Usage: "test: simulated VMs (libvirt's test driver, no root); containerd: real containers in a private containerd (root); qemu: real QEMU guests under a private libvirtd (root)"},
+			&cli.BoolFlag{Name: "netns", Usage: "give each simulated host a network namespace of its own on one bridge (plus a \"client\" namespace), so that floating IPs really move between hosts (root, iproute2)"},
 			sessionTTLFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -222,7 +223,7 @@ func devCommand() *cli.Command {
 			cl, err := devcluster.Start(ctx, devcluster.Config{
 				Hosts: c.Int("hosts"), DataDir: c.String("data-dir"), APIAddr: c.String("api-addr"),
 				EtcdPort: c.Int("etcd-port"), HostCPUs: c.Int("host-cpus"), HostMemory: mem,
-				SessionTTL: c.Duration("session-ttl"), BMCLatency: c.Duration("bmc-latency"), Driver: c.String("driver"), Log: log,
+				SessionTTL: c.Duration("session-ttl"), BMCLatency: c.Duration("bmc-latency"), Driver: c.String("driver"), Netns: c.Bool("netns"), Log: log,
 			})
 			if err != nil {
 				return err
