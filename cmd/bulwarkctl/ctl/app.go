@@ -45,7 +45,8 @@ workloads. Bulwark's scheduler places every workload on a node with enough
 free CPUs and memory (and that meets the workload's placement rules), and
 moves it to another node if that host fails. "bulwarkctl explain NAME"
 shows how it judged each node, and "bulwarkctl settings" shows and changes
-how it chooses.
+how it chooses. Volumes ("volume") and floating IPs ("vip") are disks and
+addresses that move with their workload, never used by two hosts at once.
 
 Before it restarts the workloads of a failed host elsewhere, Bulwark powers
 the host off through its fence device (its BMC). "bulwarkctl node fence",
@@ -84,6 +85,8 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		workloadCommand(),
 		vmCommand(),
 		containerCommand(),
+		volumeCommand(),
+		vipCommand(),
 		applyCommand(),
 		explainCommand(),
 		settingsCommand(),

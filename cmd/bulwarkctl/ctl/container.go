@@ -69,6 +69,16 @@ fetches the image when it starts the container.
 --memory: at least 64MiB, default ` + defaultContainerMemory + `. ` + memoryUnitsHelp + `
 ` + workloadFlagsHelp + `
 
+` + sharedFlagsHelp + `
+      A container gets each volume's file or device bind-mounted at
+      /volumes/NAME; read-only for a shared-read volume.
+--publish VIP:PORT:CONTAINERPORT[/PROTO]: forward PORT of the floating IP
+      VIP to CONTAINERPORT of the container, wherever it runs; PROTO is tcp
+      (the default) or udp. VIP must be one of the container's --vip
+      addresses; write an IPv6 address in brackets. Repeat the flag for
+      several, e.g. --publish 192.0.2.10:80:8080 --publish 192.0.2.10:53:5353/udp
+      --publish [2001:db8::10]:443:8443
+
 The input is checked first; if it is invalid, nothing is sent to the server.
 
 Examples:
@@ -76,6 +86,7 @@ Examples:
    bulwarkctl container run web-2 --image-archive /srv/images/web.tar --image web:1.4
    bulwarkctl container run job-1 --image busybox:1.36 --restart never -- sh -c 'echo hello'
    bulwarkctl container run api-1 --image registry.example/api:2.0 --env PORT=8080 --env LOG_LEVEL=debug --label tier=api --anti-affinity api --spread-by rack
+   bulwarkctl container run web-3 --image nginx:1.27 --vip 192.0.2.10 --publish 192.0.2.10:80:80 --volume web-content
    bulwarkctl container run cache-1 --image redis:7 --cpus 2 --memory 1GiB --restart on-failure -o json`,
 		// Every argument, flags and "--" included, goes to leafWithCommand,
 		// which tells the command after "--" apart from the flags.
@@ -84,6 +95,7 @@ Examples:
 			&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "image `REF`, e.g. docker.io/library/nginx:1.27; with --image-archive, the image in the archive"},
 			&cli.StringFlag{Name: "image-archive", Usage: "absolute `PATH` of an OCI image archive that every host can read, e.g. /srv/images/app.tar"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "environment variable `NAME=VALUE`; repeat for more"},
+			&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "forward a port of a floating IP to the container: `VIP:PORT:CONTAINERPORT[/tcp|udp]`, e.g. 192.0.2.10:80:8080; repeat for more"},
 		}, workloadFlags(defaultContainerMemory)...)...),
 		Action: leafWithCommand(containerRun),
 	}
@@ -138,6 +150,16 @@ func containerSpecFromFlags(c *cli.Context, name string, command []string) (api.
 			spec.Env = map[string]string{}
 		}
 		spec.Env[k] = v
+	}
+	// A bad --publish is reported here, in its own words, and left out of
+	// the spec so that Validate does not repeat it.
+	for _, p := range c.StringSlice("publish") {
+		pub, err := api.ParsePublish(p)
+		if err != nil {
+			flagErrs = append(flagErrs, publishFlagError(p, err))
+			continue
+		}
+		spec.Publish = append(spec.Publish, pub)
 	}
 	// A missing image is reported above with the flags to use; keep
 	// Validate from repeating it.
@@ -207,6 +229,20 @@ func checkArchivePath(p string) error {
 		return fmt.Errorf("--image-archive %q: the path has a control character", p)
 	}
 	return nil
+}
+
+// publishFlagError names the flag, and the value as typed, in an
+// api.ParsePublish error, whose message starts with "publish" and the
+// value or its address.
+func publishFlagError(s string, err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, fmt.Sprintf("publish %q", s)) {
+		return errors.New("--" + msg)
+	}
+	if head, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(head, "publish") {
+		msg = rest
+	}
+	return fmt.Errorf("--publish %q: %s", s, msg)
 }
 
 // parseEnv reads --env NAME=VALUE. VALUE may be empty and hold '='.

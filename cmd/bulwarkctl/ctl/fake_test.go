@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,8 +69,8 @@ type fakeAPI struct {
 	logs      map[string][]string
 	logsPause chan struct{}
 	logsHold  bool
-	// agentDown makes the logs endpoint answer as when the agent of the
-	// workload's host does not answer (502).
+	// agentDown makes the logs and tasks endpoints answer as when the
+	// agent of the host does not answer (502).
 	agentDown bool
 
 	// events are served by GET /v1/events, filtered by host, workload,
@@ -83,6 +86,15 @@ type fakeAPI struct {
 	// value (404 for any other); whatIfReport answers GET /v1/whatif.
 	whatIfs      map[string]api.WhatIf
 	whatIfReport api.WhatIfReport
+
+	// volumes and vips (by address without prefix) are served as the
+	// server does (see sharedRoutes); tasks are the task lists of the
+	// hosts' agents, by host.
+	volumes map[string]api.VolumeView
+	vips    map[string]api.VIPView
+	tasks   map[string][]api.Task
+	// bodies are the request bodies, one per entry of requests.
+	bodies []string
 }
 
 var testTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -101,6 +113,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		fenceDevices: map[string]bool{},
 		fenced:       map[string]bool{},
 		logs:         map[string][]string{},
+		volumes:      map[string]api.VolumeView{},
+		vips:         map[string]api.VIPView{},
+		tasks:        map[string][]api.Task{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
@@ -172,6 +187,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		defer f.mu.Unlock()
 		if _, ok := f.workloads[spec.Name]; ok {
 			f.fail(w, 409, api.CodeConflict, "workload %q already exists", spec.Name)
+			return
+		}
+		if !f.sharedGuards(w, spec) {
 			return
 		}
 		f.created = append(f.created, spec)
@@ -257,6 +275,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	})
 	mux.HandleFunc("GET /v1/workloads/{name}/logs", f.serveLogs)
 	f.fencingRoutes(mux)
+	f.sharedRoutes(mux)
 	mux.HandleFunc("GET /v1/events", f.serveEvents)
 	mux.HandleFunc("GET /v1/whatif", f.serveWhatIf)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -267,8 +286,11 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		if r.URL.RawQuery != "" {
 			req += "?" + r.URL.RawQuery
 		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		f.mu.Lock()
 		f.requests = append(f.requests, req)
+		f.bodies = append(f.bodies, string(body))
 		f.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))
@@ -586,4 +608,308 @@ func (f *fakeAPI) setEvents(evs ...api.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = evs
+}
+
+// sharedRoutes serves volumes, floating IPs and the hosts' task lists as
+// the server does (server/shared.go, server/agentproxy.go), without the
+// checks on the hosts: every path is usable and every host can hold every
+// address.
+func (f *fakeAPI) sharedRoutes(mux *http.ServeMux) {
+	// volumeView fills in the users; call with f.mu held.
+	volumeView := func(v api.VolumeView) api.VolumeView {
+		v.Users = nil
+		for name, wl := range f.workloads {
+			if slices.Contains(wl.Volumes, v.Name) {
+				v.Users = append(v.Users, name)
+			}
+		}
+		sort.Strings(v.Users)
+		return v
+	}
+	mux.HandleFunc("GET /v1/volumes", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		out := []api.VolumeView{}
+		for _, v := range f.volumes {
+			out = append(out, volumeView(v))
+		}
+		f.reply(w, 200, out)
+	})
+	mux.HandleFunc("POST /v1/volumes", func(w http.ResponseWriter, r *http.Request) {
+		var spec api.VolumeSpec
+		if !f.decode(w, r, &spec) {
+			return
+		}
+		spec.Normalize()
+		if err := spec.Validate(); err != nil {
+			f.fail(w, 400, api.CodeInvalid, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.volumes[spec.Name]; ok {
+			f.fail(w, 409, api.CodeConflict, "volume %q already exists", spec.Name)
+			return
+		}
+		for _, v := range f.volumes {
+			if v.Path == spec.Path {
+				f.fail(w, 409, api.CodeConflict, "path %s is already volume %s", spec.Path, v.Name)
+				return
+			}
+		}
+		v := api.VolumeView{Volume: api.Volume{Schema: api.SchemaVersion, VolumeSpec: spec, CreatedAt: testTime}}
+		f.volumes[spec.Name] = v
+		f.reply(w, 201, v)
+	})
+	mux.HandleFunc("GET /v1/volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		v, ok := f.volumes[r.PathValue("name")]
+		if !ok {
+			f.fail(w, 404, api.CodeNotFound, "volume %q not found", r.PathValue("name"))
+			return
+		}
+		f.reply(w, 200, volumeView(v))
+	})
+	mux.HandleFunc("DELETE /v1/volumes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		name := r.PathValue("name")
+		v, ok := f.volumes[name]
+		if !ok {
+			f.fail(w, 404, api.CodeNotFound, "volume %q not found", name)
+			return
+		}
+		v = volumeView(v)
+		if h := v.Holder; h != nil {
+			f.fail(w, 409, api.CodeConflict, "volume %s is held by %s on %s (epoch %d); delete or move that workload first", name, h.Workload, h.Host, h.Epoch)
+			return
+		}
+		if len(v.Users) > 0 {
+			f.fail(w, 409, api.CodeConflict, "volume %s is attached to %s; delete those workloads first", name, strings.Join(v.Users, ", "))
+			return
+		}
+		delete(f.volumes, name)
+		w.WriteHeader(http.StatusNoContent)
+	})
+
+	mux.HandleFunc("GET /v1/vips", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		out := []api.VIPView{}
+		for _, v := range f.vips {
+			out = append(out, v)
+		}
+		f.reply(w, 200, out)
+	})
+	mux.HandleFunc("POST /v1/vips", func(w http.ResponseWriter, r *http.Request) {
+		var spec api.VIPSpec
+		if !f.decode(w, r, &spec) {
+			return
+		}
+		if err := spec.Validate(); err != nil {
+			f.fail(w, 400, api.CodeInvalid, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return
+		}
+		p, _ := api.ParseVIPPrefix(spec.Address)
+		spec.Address = p.String()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		addr := p.Addr().String()
+		if old, ok := f.vips[addr]; ok {
+			f.fail(w, 409, api.CodeConflict, "floating IP %s already exists (%s)", addr, old.Address)
+			return
+		}
+		if spec.Workload != "" {
+			if _, ok := f.workloads[spec.Workload]; !ok {
+				f.fail(w, 404, api.CodeNotFound, "workload %q not found", spec.Workload)
+				return
+			}
+		}
+		v := api.VIPView{VIP: api.VIP{Schema: api.SchemaVersion, VIPSpec: spec, CreatedAt: testTime}}
+		f.vips[addr] = v
+		f.reply(w, 201, v)
+	})
+	// vip answers 400 or 404 for a bad or unknown {addr}; call with f.mu held.
+	vip := func(w http.ResponseWriter, r *http.Request) (string, api.VIPView, bool) {
+		raw, _, _ := strings.Cut(r.PathValue("addr"), "/")
+		a, err := netip.ParseAddr(raw)
+		if err != nil {
+			f.fail(w, 400, api.CodeInvalid, "%q is not an IP address", r.PathValue("addr"))
+			return "", api.VIPView{}, false
+		}
+		v, ok := f.vips[a.String()]
+		if !ok {
+			f.fail(w, 404, api.CodeNotFound, "floating IP %s not found", a)
+		}
+		return a.String(), v, ok
+	}
+	mux.HandleFunc("GET /v1/vips/{addr}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, v, ok := vip(w, r); ok {
+			f.reply(w, 200, v)
+		}
+	})
+	mux.HandleFunc("POST /v1/vips/{addr}/attach", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Workload string `json:"workload"`
+		}
+		if !f.decode(w, r, &req) {
+			return
+		}
+		if err := api.ValidateName("workload", req.Workload); err != nil {
+			f.fail(w, 400, api.CodeInvalid, "%v", err)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		addr, v, ok := vip(w, r)
+		if !ok {
+			return
+		}
+		switch {
+		case v.Workload == req.Workload:
+		case v.Workload != "":
+			f.fail(w, 409, api.CodeConflict, "floating IP %s is already attached to %s (detach it first: bulwarkctl vip detach %s)", v.Address, v.Workload, addr)
+			return
+		default:
+			if _, ok := f.workloads[req.Workload]; !ok {
+				f.fail(w, 404, api.CodeNotFound, "workload %q not found", req.Workload)
+				return
+			}
+			v.Workload = req.Workload
+			f.vips[addr] = v
+		}
+		f.reply(w, 200, v)
+	})
+	mux.HandleFunc("POST /v1/vips/{addr}/detach", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		addr, v, ok := vip(w, r)
+		if !ok {
+			return
+		}
+		v.Workload = ""
+		f.vips[addr] = v
+		f.reply(w, 200, v)
+	})
+	mux.HandleFunc("DELETE /v1/vips/{addr}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		addr, v, ok := vip(w, r)
+		switch {
+		case !ok:
+			return
+		case v.Workload != "":
+			f.fail(w, 409, api.CodeConflict, "floating IP %s is attached to %s; detach it first (bulwarkctl vip detach %s)", addr, v.Workload, addr)
+			return
+		case v.Holder != nil:
+			f.fail(w, 409, api.CodeConflict, "floating IP %s is still held by %s on %s; wait until it is released", addr, v.Holder.Workload, v.Holder.Host)
+			return
+		}
+		delete(f.vips, addr)
+		w.WriteHeader(http.StatusNoContent)
+	})
+
+	mux.HandleFunc("GET /v1/nodes/{name}/tasks", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		name := r.PathValue("name")
+		switch _, ok := f.nodes[name]; {
+		case !ok:
+			f.fail(w, 404, api.CodeNotFound, "host %q is not registered", name)
+		case f.agentDown:
+			f.fail(w, 502, api.CodeUnavailable, "the agent of %s did not answer: dial tcp 10.0.0.1:7371: connect: connection refused", name)
+		default:
+			out := f.tasks[name]
+			if out == nil {
+				out = []api.Task{}
+			}
+			f.reply(w, 200, out)
+		}
+	})
+}
+
+// sharedGuards checks a new workload's volumes and floating IPs as the
+// server does and attaches the floating IPs to it; call with f.mu held.
+func (f *fakeAPI) sharedGuards(w http.ResponseWriter, spec api.WorkloadSpec) bool {
+	for _, name := range spec.Volumes {
+		if _, ok := f.volumes[name]; !ok {
+			f.fail(w, 400, api.CodeInvalid, "volume %s does not exist (create it with: bulwarkctl volume create %s --path PATH)", name, name)
+			return false
+		}
+	}
+	for _, addr := range spec.VIPs {
+		v, ok := f.vips[addr]
+		if !ok {
+			f.fail(w, 400, api.CodeInvalid, "floating IP %s does not exist (create it with: bulwarkctl vip create %s/PREFIX --interface IFACE)", addr, addr)
+			return false
+		}
+		if v.Workload != "" && v.Workload != spec.Name {
+			f.fail(w, 409, api.CodeConflict, "floating IP %s is already attached to %s", addr, v.Workload)
+			return false
+		}
+	}
+	for _, addr := range spec.VIPs {
+		v := f.vips[addr]
+		v.Workload = spec.Name
+		f.vips[addr] = v
+	}
+	return true
+}
+
+// decode reads a JSON body strictly, as the server does, answering 400 if
+// it cannot.
+func (f *fakeAPI) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		f.fail(w, 400, api.CodeInvalid, "invalid request: %v", err)
+		return false
+	}
+	return true
+}
+
+func (f *fakeAPI) addVolume(v api.VolumeView) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.volumes[v.Name] = v
+}
+
+func (f *fakeAPI) addVIP(v api.VIPView) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, err := netip.ParsePrefix(v.Address)
+	if err != nil {
+		f.t.Fatalf("fake API: VIP address %q: %v", v.Address, err)
+	}
+	f.vips[p.Addr().String()] = v
+}
+
+func (f *fakeAPI) getVIP(addr string) (api.VIPView, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.vips[addr]
+	return v, ok
+}
+
+func (f *fakeAPI) hasVolume(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.volumes[name]
+	return ok
+}
+
+func (f *fakeAPI) setTasks(host string, tasks ...api.Task) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tasks[host] = tasks
+}
+
+// requestBodies returns the body of each request, in order.
+func (f *fakeAPI) requestBodies() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.bodies...)
 }

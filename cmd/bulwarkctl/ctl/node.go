@@ -1,7 +1,9 @@
 package ctl
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -9,17 +11,18 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/api/client"
 )
 
 func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "node",
-		UsageText: "bulwarkctl node list|show|fence|clear|power-on [options] [NAME]",
+		UsageText: "bulwarkctl node list|show|tasks|fence|clear|power-on [options] [NAME]",
 		Aliases:   []string{"nodes"},
-		Usage:     "show the hosts (nodes) of the cluster; fence, clear and power on a host",
+		Usage:     "show the hosts (nodes) of the cluster and what they run; fence, clear and power on a host",
 		Description: `A node is a host that runs a Bulwark agent. The agent registers the host's
 CPUs and memory and keeps a heartbeat; the scheduler places workloads on
-ready nodes only.
+ready nodes only. "tasks" asks a host's agent what its driver really runs.
 
 When a host stops renewing its heartbeat, the leader declares it lost,
 powers it off through its fence device (its BMC) and only then restarts its
@@ -30,11 +33,12 @@ and "clear" ask you to type the host name first (--yes skips that).
 Examples:
    bulwarkctl node list
    bulwarkctl node show node-a
+   bulwarkctl node tasks node-a
    bulwarkctl node fence node-a
    bulwarkctl node power-on node-a
    bulwarkctl node clear node-a`,
 		Subcommands: []*cli.Command{
-			nodeListCommand(), nodeShowCommand(),
+			nodeListCommand(), nodeShowCommand(), nodeTasksCommand(),
 			nodeFenceCommand(), nodeClearCommand(), nodePowerOnCommand(),
 		},
 	}
@@ -113,6 +117,93 @@ Examples:
 		Flags:  withGlobal(),
 		Action: leaf(nodeShow),
 	}
+}
+
+func nodeTasksCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "tasks",
+		Aliases:   []string{"ps"},
+		Usage:     "list what a host's driver really runs (asked from its agent now)",
+		ArgsUsage: "HOST",
+		Description: `Asks the agent of HOST, through the API server, what its workload driver
+(libvirt, containerd, ...) runs there right now: the host's own truth, not
+the cluster's bookkeeping. "bulwarkctl workload list" shows where the
+cluster placed each workload; compare the two to find a workload that
+runs where it should not (a stale epoch) or does not run where it should.
+The agent answers only while the host is up and its agent reachable.
+
+Columns, sorted by workload:
+   WORKLOAD  the workload the task belongs to
+   EPOCH     the epoch of the placement the task was started for (its
+             fencing token); "bulwarkctl workload show NAME" shows the
+             current one: a task with an older epoch is a leftover
+   STATE     the task's state as the driver reports it: running,
+             stopped, failed or unknown
+   ID        the driver's own id of the task (a libvirt domain's UUID, a
+             container's ID); "-" if it has none
+   DETAIL    what else the driver says, e.g. an exit code or error
+             (shortened; -o json prints it in full)
+
+Examples:
+   bulwarkctl node tasks node-a
+   bulwarkctl node tasks node-a -o json`,
+		Flags:  withGlobal(),
+		Action: leaf(nodeTasks),
+	}
+}
+
+// taskDetailWidth is the width of the DETAIL column of `node tasks`.
+const taskDetailWidth = 60
+
+func nodeTasks(c *cli.Context, args []string) error {
+	host, err := hostArg(c, args)
+	if err != nil {
+		return err
+	}
+	s, err := newSession(c)
+	if err != nil {
+		return err
+	}
+	tasks, err := s.api.NodeTasks(s.ctx, host)
+	if err != nil {
+		return tasksError(err, host)
+	}
+	if tasks == nil {
+		tasks = []api.Task{}
+	}
+	sort.Slice(tasks, func(i, j int) bool {
+		if tasks[i].Workload != tasks[j].Workload {
+			return tasks[i].Workload < tasks[j].Workload
+		}
+		return tasks[i].Epoch < tasks[j].Epoch
+	})
+	if s.format == formatJSON {
+		return printJSON(s.out, tasks)
+	}
+	if len(tasks) == 0 {
+		fmt.Fprintf(s.errw, "the driver of %s runs no workloads\n", host)
+		return nil
+	}
+	tw := newTable(s.out)
+	row(tw, "WORKLOAD", "EPOCH", "STATE", "ID", "DETAIL")
+	for _, t := range tasks {
+		row(tw, orDash(t.Workload), strconv.FormatInt(t.Epoch, 10), orDash(t.State), orDash(t.ID), orDash(truncate(t.Detail, taskDetailWidth)))
+	}
+	return tw.Flush()
+}
+
+// tasksError explains why the task list of a host could not be had.
+func tasksError(err error, host string) error {
+	var ae *client.APIError
+	if errors.As(err, &ae) && !client.IsNoSuchEndpoint(err) {
+		switch ae.Status {
+		case http.StatusNotFound:
+			return fmt.Errorf("node %q is not registered (list them with: bulwarkctl node list)", host)
+		case http.StatusBadGateway, http.StatusServiceUnavailable:
+			return fmt.Errorf("could not ask the agent of %s what it runs: %w; is the host up? check with: bulwarkctl node show %s", host, err, host)
+		}
+	}
+	return explain(err, "node", host)
 }
 
 func nodeList(c *cli.Context, args []string) error {

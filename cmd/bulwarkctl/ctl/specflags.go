@@ -3,6 +3,9 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,8 +30,24 @@ func workloadFlags(defaultMemory string) []cli.Flag {
 		&cli.StringFlag{Name: "anti-affinity", Usage: "anti-affinity `GROUP`: no two members of GROUP on one host"},
 		&cli.StringFlag{Name: "spread-by", Usage: "host label `KEY` to spread the anti-affinity group over, e.g. rack"},
 		&cli.StringFlag{Name: "restart", Usage: "restart `POLICY` on the host: always (default), on-failure or never"},
+		&cli.StringSliceFlag{Name: "volume", Usage: "use the volume `NAME` (see bulwarkctl volume list); repeat for more"},
+		&cli.StringSliceFlag{Name: "vip", Usage: "take the floating IP `ADDR`, e.g. 192.0.2.10 (see bulwarkctl vip list); repeat for more"},
 	}
 }
+
+// sharedFlagsHelp documents --volume and --vip; how a workload gets its
+// volumes differs by kind and is told by each command.
+const sharedFlagsHelp = `Volumes and floating IPs (optional; both must exist already):
+--volume NAME: use the volume NAME, defined with "bulwarkctl volume
+      create"; repeat the flag for several. An exclusive volume is locked
+      to this workload while it runs: the workload starts only once no
+      other workload holds it (see "bulwarkctl volume --help").
+--vip ADDR: the floating IP ADDR, defined with "bulwarkctl vip create",
+      follows this workload: the host that runs it holds the address, and
+      the scheduler places it only on hosts that can (see "bulwarkctl vip
+      --help"); repeat the flag for several. ADDR is the address as
+      printed by "bulwarkctl vip list", e.g. --vip 192.0.2.10 (a /PREFIX
+      after it is ignored). The address must not follow another workload.`
 
 // workloadFlagsHelp documents the flags of workloadFlags except --cpus and
 // --memory, whose defaults differ by command.
@@ -112,7 +131,22 @@ func specFromFlags(c *cli.Context, name string, kind api.Kind) (api.WorkloadSpec
 		}
 		spec.Labels[k] = v
 	}
+	// Every --volume is kept as given: Validate checks the names.
+	spec.Volumes = c.StringSlice("volume")
+	for _, v := range c.StringSlice("vip") {
+		spec.VIPs = append(spec.VIPs, parseVIPFlag(v))
+	}
 	return spec, errs
+}
+
+// parseVIPFlag reads --vip ADDR[/PREFIX] into the address alone, in
+// canonical form if it is one; Validate reports what is not.
+func parseVIPFlag(s string) string {
+	addr := vipKey(s)
+	if a, err := netip.ParseAddr(addr); err == nil {
+		return a.String()
+	}
+	return s
 }
 
 // checkSpec validates spec as the server does and reports its problems
@@ -140,12 +174,65 @@ func createWorkload(c *cli.Context, noun string, spec api.WorkloadSpec) error {
 	w, err := s.api.CreateWorkload(s.ctx, spec)
 	if err != nil {
 		if client.IsConflict(err) {
-			return fmt.Errorf("a workload named %q already exists; pick another name, or delete it first with: bulwarkctl workload delete %s --wait", spec.Name, spec.Name)
+			// A 409 is also a floating IP that follows another workload,
+			// or a volume or floating IP that changed meanwhile: those
+			// the server's message explains.
+			if msg := apiMessage(err); msg == "" || strings.HasPrefix(msg, "workload ") && strings.HasSuffix(msg, "already exists") {
+				return fmt.Errorf("a workload named %q already exists; pick another name, or delete it first with: bulwarkctl workload delete %s --wait", spec.Name, spec.Name)
+			}
+			return fmt.Errorf("the server refused to create %s %s: %w", noun, spec.Name, err)
 		}
 		return explain(err, "workload", "")
 	}
 	if s.format == formatTable {
-		fmt.Fprintf(s.out, "%s %q created\n", noun, w.Name)
+		fmt.Fprintf(s.out, "%s %q created%s\n", noun, w.Name, sharedText(w.WorkloadSpec))
 	}
 	return s.printWorkload(w)
+}
+
+// sharedText lists the volumes, floating IPs and published ports of a
+// spec for the "created" line, e.g. " with volume pg-data and floating IP
+// 192.0.2.10"; "" if it has none.
+func sharedText(spec api.WorkloadSpec) string {
+	var parts []string
+	if len(spec.Volumes) > 0 {
+		parts = append(parts, plural(len(spec.Volumes), "volume", "volumes")+" "+strings.Join(spec.Volumes, ", "))
+	}
+	if len(spec.VIPs) > 0 {
+		parts = append(parts, plural(len(spec.VIPs), "floating IP", "floating IPs")+" "+strings.Join(spec.VIPs, ", "))
+	}
+	if len(spec.Publish) > 0 {
+		ports := make([]string, len(spec.Publish))
+		for i, p := range spec.Publish {
+			ports[i] = publishText(p)
+		}
+		parts = append(parts, plural(len(ports), "published port", "published ports")+" "+strings.Join(ports, ", "))
+	}
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return " with " + parts[0]
+	}
+	return " with " + strings.Join(parts[:len(parts)-1], "; ") + " and " + parts[len(parts)-1]
+}
+
+// publishText renders a port forward as VIP:PORT->CONTAINERPORT/PROTO.
+func publishText(p api.Publish) string {
+	host := p.VIP + ":" + strconv.Itoa(p.Port)
+	if a, err := netip.ParseAddr(p.VIP); err == nil && p.Port > 0 && p.Port <= 65535 {
+		host = netip.AddrPortFrom(a, uint16(p.Port)).String()
+	}
+	proto := p.Proto
+	if proto == "" {
+		proto = "tcp"
+	}
+	return fmt.Sprintf("%s->%d/%s", host, p.ContainerPort, proto)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

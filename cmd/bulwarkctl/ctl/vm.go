@@ -66,6 +66,11 @@ a file or bridge exists is found out by the host when it starts the VM.
       most 8). MAC is a unicast Ethernet address like 52:54:00:12:34:56;
       without it one is picked, e.g. --network br0 --network br1=52:54:00:ab:cd:01
 
+` + sharedFlagsHelp + `
+      A VM gets each volume as one more disk after its --disk disks, in
+      the order given (with one --disk, the first volume is vdb), with the
+      volume's format; read-only for a shared-read volume.
+
 The input is checked first; if it is invalid, nothing is sent to the server.
 
 Examples:
@@ -75,6 +80,7 @@ Examples:
    bulwarkctl vm create fw-1 --kernel /srv/boot/vmlinuz --initrd /srv/boot/initrd.img --cmdline 'console=ttyS0' --disk /srv/images/fw-1.img
    bulwarkctl vm create db-2 --require 'rack in (r1,r2)' --require zone=eu-1 --prefer disk=ssd:50
    bulwarkctl vm create pg-1 --anti-affinity pg --spread-by rack --restart on-failure
+   bulwarkctl vm create db-3 --memory 4GiB --disk /srv/images/db-3.qcow2:qcow2 --volume pg-data --vip 192.0.2.10
    bulwarkctl vm create web-3 --memory 1GiB -o json`,
 		Flags: withGlobal(append(workloadFlags(defaultVMMemory),
 			&cli.StringSliceFlag{Name: "disk", Usage: "disk image `PATH[:FORMAT][:ro]`, FORMAT raw (default) or qcow2, e.g. /srv/images/web1.qcow2:qcow2; repeat for more"},
