@@ -37,6 +37,11 @@ func SameHolder(a, b api.Claim) bool {
 // a no-op. The claim carries no lease: a holder that dies keeps it until its
 // agent releases it or the leader releases it after fencing the host.
 func AcquireClaim(ctx context.Context, s Store, key string, c api.Claim, now time.Time) (api.Claim, error) {
+	if c.Epoch <= 0 {
+		// CreateRevisionIs(key, 0) holds for a missing key: never claim
+		// for an allocation that does not exist.
+		return api.Claim{}, fmt.Errorf("claim %s for %s at epoch %d: %w", c.Resource, c.Workload, c.Epoch, ErrStaleEpoch)
+	}
 	for attempt := 0; attempt < 3; attempt++ {
 		cur, ok, err := readClaim(ctx, s, key)
 		if err != nil {

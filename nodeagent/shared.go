@@ -141,6 +141,9 @@ func (a *Agent) holdVolumes(ctx context.Context, d desired, task *drivers.Task) 
 			}
 			l := storage.Lease{Volume: vname, Workload: name, Host: a.cfg.Host, Epoch: epoch, Renewed: a.cfg.now()}
 			if err := storage.AcquireLease(v.LeasePath, l); err != nil {
+				if errors.Is(err, storage.ErrLeaseBusy) {
+					return fmt.Sprintf("waiting for volume %s: its on-storage lease is busy", vname), nil
+				}
 				return "", fmt.Errorf("volume %s: on-storage lease: %w", vname, err)
 			}
 			held.leases = append(held.leases, heldLease{path: v.LeasePath, lease: l})

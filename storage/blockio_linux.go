@@ -33,7 +33,7 @@ const lockWait = 5 * time.Second
 // create is set). The file is locked (a shared lock for readers, an
 // exclusive one for writers) before it returns. ok is false if the file
 // does not exist and was not to be created.
-func openBlock(path string, write, create bool) (bf *blockFile, ok bool, err error) {
+func openBlock(path string, write, create bool, wait time.Duration) (bf *blockFile, ok bool, err error) {
 	flags := os.O_RDONLY
 	if write {
 		flags = os.O_RDWR | unix.O_DSYNC
@@ -78,7 +78,7 @@ func openBlock(path string, write, create bool) (bf *blockFile, ok bool, err err
 			return nil, false, err
 		}
 	}
-	if err := bf.lock(write); err != nil {
+	if err := bf.lock(write, wait); err != nil {
 		f.Close()
 		return nil, false, err
 	}
@@ -94,12 +94,12 @@ func (bf *blockFile) Close() error { return bf.f.Close() }
 // locks (ENOLCK, EOPNOTSUPP) are used without: epochs still decide, only
 // the race window of a concurrent read-check-write reopens
 // (docs/storage.md).
-func (bf *blockFile) lock(write bool) error {
+func (bf *blockFile) lock(write bool, wait time.Duration) error {
 	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: io.SeekStart}
 	if write {
 		lk.Type = unix.F_WRLCK
 	}
-	deadline := time.Now().Add(lockWait)
+	deadline := time.Now().Add(wait)
 	pause := 50 * time.Microsecond
 	for {
 		err := unix.FcntlFlock(bf.f.Fd(), unix.F_OFD_SETLK, &lk)
@@ -112,7 +112,7 @@ func (bf *blockFile) lock(write bool) error {
 			return fmt.Errorf("lock lease file %s: %w", bf.path, err)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("lease file %s: another process has held its lock for %v (a writer stopped mid-update?)", bf.path, lockWait)
+			return fmt.Errorf("lease file %s: another process has held its lock for %v (a writer stopped mid-update?): %w", bf.path, wait, ErrLeaseBusy)
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 5*time.Millisecond)

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
+
+// lockWait: no locks here.
+const lockWait = 0
 
 // blockFile on systems other than Linux (which Bulwark's agent does not run
 // on) has no O_DIRECT and no locks: it reads through the cache and writes
@@ -19,7 +23,7 @@ type blockFile struct {
 	buf    []byte
 }
 
-func openBlock(path string, write, create bool) (*blockFile, bool, error) {
+func openBlock(path string, write, create bool, _ time.Duration) (*blockFile, bool, error) {
 	flags := os.O_RDONLY
 	if write {
 		flags = os.O_RDWR | os.O_SYNC

@@ -18,6 +18,9 @@ import (
 // exists, else its directory). Nothing is written.
 func CheckVolumePath(v api.VolumeSpec) error {
 	v.Normalize()
+	if v.Mode != api.VolumeExclusive && v.Mode != api.VolumeSharedRead {
+		return fmt.Errorf("volume %s: mode %q is unknown: use exclusive or shared-read", v.Name, v.Mode)
+	}
 	fi, err := os.Stat(v.Path)
 	if err != nil {
 		return pathError("volume path", v.Path, err)
@@ -29,6 +32,9 @@ func CheckVolumePath(v api.VolumeSpec) error {
 	default:
 		return fmt.Errorf("volume path %s is not a regular file or block device (%s)", v.Path, describeType(t))
 	}
+	if v.Mode == api.VolumeExclusive && v.LeasePath == "" {
+		return fmt.Errorf("volume %s: %s is a block device: an exclusive volume needs a lease path on a shared filesystem", v.Name, v.Path)
+	}
 	// Read first, so that a file nobody may read says so, not "not writable".
 	if err := tryOpen(v.Path, os.O_RDONLY); err != nil {
 		return pathError("volume path", v.Path, err)
@@ -38,9 +44,6 @@ func CheckVolumePath(v api.VolumeSpec) error {
 	}
 	if err := tryOpen(v.Path, os.O_RDWR); err != nil {
 		return accessError("volume path", v.Path, "writable", err)
-	}
-	if v.LeasePath == "" {
-		return fmt.Errorf("volume %s: %s is a block device: an exclusive volume needs a lease path on a shared filesystem", v.Name, v.Path)
 	}
 	return checkLeasePath(v.LeasePath)
 }

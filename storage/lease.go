@@ -18,7 +18,8 @@ type Lease struct {
 	// Epoch is the allocation's epoch (the store revision that created it):
 	// the only thing that decides between two holders.
 	Epoch int64
-	// Renewed is when the holder last wrote, on its own clock. For people
+	// Renewed is when the holder last wrote, on its own clock: every
+	// write sets it to time.Now(), whatever the caller passed. For people
 	// only: clocks of different hosts are never compared.
 	Renewed time.Time
 	// Released: the holder stopped cleanly. The epoch stays, so that an
@@ -34,6 +35,11 @@ var ErrSuperseded = errors.New("lease superseded")
 // workload or volume. Two allocations never share an epoch, so this is a
 // misconfiguration (one lease path for two volumes) or a forged lease.
 var ErrLeaseConflict = errors.New("lease epoch held by another holder")
+
+// ErrLeaseBusy: another process kept the lease file locked for longer
+// than a read-check-write takes (it was stopped in the middle of one).
+// Nothing was read or written; try again later.
+var ErrLeaseBusy = errors.New("lease file busy")
 
 // SupersededError says who holds the volume now.
 type SupersededError struct {
@@ -55,7 +61,7 @@ func (e *SupersededError) Unwrap() error { return ErrSuperseded }
 // it is empty: created, never written). A damaged file is an error wrapping
 // ErrCorruptLease that names the path.
 func ReadLease(path string) (l Lease, ok bool, err error) {
-	bf, exists, err := openBlock(path, false, false)
+	bf, exists, err := openBlock(path, false, false, lockWait)
 	if err != nil || !exists {
 		return Lease{}, false, err
 	}
@@ -107,7 +113,7 @@ func update(path string, l Lease, o op) error {
 	if err := checkNames(l); err != nil {
 		return fmt.Errorf("%s lease %s: %w", o, path, err)
 	}
-	bf, exists, err := openBlock(path, true, o != opRelease)
+	bf, exists, err := openBlock(path, true, o != opRelease, lockWait)
 	if err != nil || !exists {
 		return err
 	}

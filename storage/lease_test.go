@@ -1,3 +1,5 @@
+//go:build linux
+
 package storage
 
 import (
@@ -220,11 +222,11 @@ func TestLeaseIOMode(t *testing.T) {
 	for _, fs := range filesystems(t) {
 		t.Run(fs.name, func(t *testing.T) {
 			path := filepath.Join(fs.dir, "mode.lease")
-			bf, _, err := openBlock(path, true, true)
+			bf, _, err := openBlock(path, true, true, lockWait)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer bf.Close()
+			t.Cleanup(func() { bf.Close() })
 			if want := supportsDirect(t, fs.dir); bf.direct != want {
 				t.Fatalf("O_DIRECT=%v on a filesystem where it works=%v", bf.direct, want)
 			}
@@ -243,6 +245,7 @@ func TestLeaseIOMode(t *testing.T) {
 				if err := bf.write(); err != nil {
 					t.Fatal(err)
 				}
+				bf.Close() // its lock would hold the reader off
 				if got := mustRead(t, path); got.Epoch != 1 {
 					t.Fatalf("after dropping O_DIRECT: %+v", got)
 				}
@@ -570,4 +573,32 @@ func TestNewerFormatVersionRefused(t *testing.T) {
 		}
 	}
 	wantIdentical(t, path, b)
+}
+
+// A writer stopped in the middle of its read-check-write (SIGSTOP) holds
+// the file's lock: others wait a bounded time, then give up without
+// reading or writing.
+func TestLeaseBusy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lease")
+	if err := AcquireLease(path, lease(10, "host-1")); err != nil {
+		t.Fatal(err)
+	}
+	stuck, _, err := openBlock(path, true, false, lockWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, write := range []bool{true, false} {
+		start := time.Now()
+		_, _, err := openBlock(path, write, false, 50*time.Millisecond)
+		if !errors.Is(err, ErrLeaseBusy) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("open (write %v) while another writer holds the lock: %v, want ErrLeaseBusy", write, err)
+		}
+		if d := time.Since(start); d < 50*time.Millisecond {
+			t.Fatalf("gave up after %v, before its wait", d)
+		}
+	}
+	stuck.Close()
+	if err := RenewLease(path, lease(10, "host-1")); err != nil {
+		t.Fatalf("renew once the lock is free: %v", err)
+	}
 }

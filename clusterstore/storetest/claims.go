@@ -289,11 +289,7 @@ func testClaimEpochZero(t *testing.T, s clusterstore.Store) {
 	rev := currentRev(t, ctx, s)
 	_, err := clusterstore.AcquireClaim(ctx, s, k, claimFor("vol-a", "gone", "h1", 0), claimTime)
 	if err == nil {
-		// Known bug, reported with its fix; until clusterstore/claims.go
-		// has it this says so loudly instead of failing the whole suite.
-		// Once fixed, this branch is dead and the checks below hold.
-		t.Skip("KNOWN BUG in clusterstore/claims.go, NOT CHECKED: AcquireClaim wrote a claim at epoch 0 for a workload " +
-			"without an allocation. Fix: refuse c.Epoch <= 0 with ErrStaleEpoch before the transaction; then replace this Skip with Fatal.")
+		t.Fatal("AcquireClaim wrote a claim at epoch 0 for a workload without an allocation")
 	}
 	if !errors.Is(err, clusterstore.ErrStaleEpoch) {
 		t.Fatalf("acquire at epoch 0: %v, want ErrStaleEpoch", err)

@@ -217,6 +217,23 @@ func writeWorkload(out io.Writer, w *api.WorkloadView) {
 		restart = string(api.RestartAlways) + " (default)"
 	}
 	row(tw, "Restart:", restart)
+	if len(w.Volumes) > 0 {
+		row(tw, "Volumes:", strings.Join(w.Volumes, ", "))
+	}
+	if len(w.VIPs) > 0 {
+		row(tw, "Floating IPs:", strings.Join(w.VIPs, ", "))
+	}
+	if len(w.Publish) > 0 {
+		var ps []string
+		for _, p := range w.Publish {
+			proto := p.Proto
+			if proto == "" {
+				proto = "tcp"
+			}
+			ps = append(ps, fmt.Sprintf("%s:%d -> %d/%s", p.VIP, p.Port, p.ContainerPort, proto))
+		}
+		row(tw, "Published:", strings.Join(ps, ", "))
+	}
 	row(tw, "Reschedules:", fmt.Sprintf("%d (at most %d)", w.Reschedules, api.RescheduleLimit))
 	epoch := "-"
 	if w.Epoch != 0 {
