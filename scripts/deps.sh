@@ -10,7 +10,8 @@ pkgs=(gcc libc6-dev make git pkg-config libvirt-dev libvirt0 ca-certificates)
 if [ "$what" = test ]; then
   # rpm: checks the .rpm files; systemd: systemd-analyze verify (no systemd needs to run);
   # iptables: a dependency of bulwark-agent, which the package tests install with dpkg -i.
-  pkgs+=(libvirt-clients libxml2-utils iproute2 procps fence-agents rpm systemd iptables)
+  # chromium: the dashboard tests (ui, e2e) drive it headless through chromedp.
+  pkgs+=(libvirt-clients libxml2-utils iproute2 procps fence-agents rpm systemd iptables chromium)
 fi
 
 missing=()

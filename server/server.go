@@ -14,6 +14,7 @@ import (
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	"github.com/bulwarkhq/bulwark/scheduler"
+	"github.com/bulwarkhq/bulwark/ui"
 )
 
 // ElectionName is the election every server replica joins.
@@ -119,6 +120,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	top := http.NewServeMux()
 	top.Handle("GET /metrics", s.metrics.handler())
+	top.Handle(ui.Prefix, ui.Handler(dashboardSource{s}, ui.Options{Done: ctx.Done()}))
 	top.Handle("/", handler)
 	handler = top
 	srv := &http.Server{

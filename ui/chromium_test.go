@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -47,7 +48,12 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 func dashboardServer(t *testing.T, f *fakeSource) string {
 	t.Helper()
 	srv := httptest.NewServer(Handler(f, Options{Poll: 50 * time.Millisecond}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		// The page's stream stays open as long as the browser does, and
+		// Close waits for open requests: end the connections first.
+		srv.CloseClientConnections()
+		srv.Close()
+	})
 	return srv.URL + "/ui/"
 }
 
@@ -150,7 +156,7 @@ func TestChromiumRedrawMatchesServer(t *testing.T) {
 	}
 	for i := range served {
 		if drawn[i] != served[i] {
-			t.Errorf("part %d differs:\nserver: %s\nscript: %s", i, served[i], drawn[i])
+			t.Errorf("part %d differs: %s", i, firstDiff(served[i], drawn[i]))
 		}
 	}
 	if !strings.Contains(served[2], "1.3GiB") || !strings.Contains(served[3], "1.5GiB") || !strings.Contains(served[3], "100.5KiB") {
@@ -199,4 +205,14 @@ func TestChromiumScreenshot(t *testing.T) {
 	}
 	t.Logf("wrote %s (%d bytes)", out, len(png))
 	noConsoleProblems(t, console)
+}
+
+// firstDiff shows where the server's markup a and the script's b part.
+func firstDiff(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(0, i-120)
+	return fmt.Sprintf("at byte %d:\nserver: …%s\nscript: …%s", i, a[from:min(len(a), i+120)], b[from:min(len(b), i+120)])
 }

@@ -50,6 +50,8 @@ func (h *handler) serveStream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.opts.Done:
+			return
 		case <-beat.C:
 			// A comment: keeps proxies and the browser from timing out an
 			// idle connection, and finds a client that went away.

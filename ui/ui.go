@@ -55,6 +55,10 @@ type Options struct {
 	Title string
 	// Events is how many of the latest events the page shows (default 50).
 	Events int
+	// Done, once closed, ends the open streams. http.Server.Shutdown waits
+	// for running handlers, and a stream runs as long as its page is open:
+	// pass the channel that says the server is stopping.
+	Done <-chan struct{}
 }
 
 // State is the document that /ui/state.json serves and /ui/stream sends:
@@ -86,7 +90,8 @@ const (
 //	                    changes (its revision, or the leader), checked every
 //	                    Options.Poll; an event "unavailable" (data:
 //	                    api.Error) when the Source fails; a comment line as a
-//	                    heartbeat every 15s. It ends when the client goes.
+//	                    heartbeat every 15s. It ends when the client goes,
+//	                    or when Options.Done is closed.
 //	GET /ui/static/...  the embedded stylesheet, script and icon
 //
 // HEAD works wherever GET does; every other method gets 405.

@@ -451,3 +451,36 @@ func TestStreamsShareOneReadPerRevision(t *testing.T) {
 		t.Errorf("4 streams over 2 revisions read the nodes %d times, want 2", n)
 	}
 }
+
+func TestStreamEndsWhenDone(t *testing.T) {
+	done := make(chan struct{})
+	url, returned := serve(t, newHandler(newFake(smallCluster()), Options{Poll: 10 * time.Millisecond, Done: done}, time.Hour))
+	events, stop := openStream(t, url+"/ui/stream")
+	defer stop()
+	next(t, events, 5*time.Second)
+	close(done)
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream still runs after Done was closed")
+	}
+}
+
+// TestStreamOutlivesServerTimeouts: bulwarkd's http.Server has read and
+// write timeouts; a stream must not be cut by them.
+func TestStreamOutlivesServerTimeouts(t *testing.T) {
+	f := newFake(smallCluster())
+	srv := httptest.NewUnstartedServer(newHandler(f, Options{Poll: 10 * time.Millisecond}, time.Hour))
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Config.WriteTimeout = 300 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	events, stop := openStream(t, srv.URL+"/ui/stream")
+	defer stop()
+	next(t, events, 5*time.Second)
+	time.Sleep(time.Second)
+	f.bump(nil)
+	if ev := next(t, events, 5*time.Second); ev.id != "2" {
+		t.Fatalf("got %+v after the server's timeouts", ev)
+	}
+}

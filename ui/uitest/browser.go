@@ -23,6 +23,10 @@ import (
 // ExecPath is where Debian's chromium package puts the browser.
 const ExecPath = "/usr/bin/chromium"
 
+// PathEnv names another browser binary to use instead (any Chromium or
+// Chrome).
+const PathEnv = "BULWARK_CHROMIUM"
+
 // Browser starts a fresh headless Chromium with a window of width x height
 // and returns a chromedp context for one tab in it; both go when t ends.
 // The browser is started before Browser returns: derive a context with a
@@ -30,13 +34,16 @@ const ExecPath = "/usr/bin/chromium"
 // bound the browser's life).
 func Browser(t testing.TB, width, height int) context.Context {
 	t.Helper()
-	path := ExecPath
-	if _, err := os.Stat(path); err != nil {
-		p, lerr := exec.LookPath("chromium")
-		if lerr != nil {
-			skip(t, fmt.Sprintf("no Chromium at %s or on PATH", ExecPath))
+	path := os.Getenv(PathEnv)
+	if path == "" {
+		path = ExecPath
+		if _, err := os.Stat(path); err != nil {
+			if path, err = exec.LookPath("chromium"); err != nil {
+				skip(t, fmt.Sprintf("no Chromium at %s or on PATH", ExecPath))
+			}
 		}
-		path = p
+	} else if _, err := os.Stat(path); err != nil {
+		skip(t, fmt.Sprintf("%s=%s: %v", PathEnv, path, err))
 	}
 	// A fresh profile each time: nothing carries over between tests.
 	dir, err := os.MkdirTemp("", "bulwark-chromium-")
@@ -46,6 +53,9 @@ func Browser(t testing.TB, width, height int) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(dir),
+		// Crashpad keeps its database under $XDG_CONFIG_HOME/chromium,
+		// whatever the profile: keep it in the throwaway directory too.
+		chromedp.Env("XDG_CONFIG_HOME="+dir, "XDG_CACHE_HOME="+dir),
 		chromedp.WindowSize(width, height),
 		chromedp.Headless,
 		chromedp.NoSandbox, // we run as root in CI containers
