@@ -20,7 +20,7 @@ DRIVER ?= test
 DEV_ARGS ?=
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build dev test lint deps-build deps-test clean packages chaos bench
+.PHONY: all build dev test lint deps-build deps-test clean packages chaos bench fuzz
 all: build
 
 deps-build:
@@ -48,6 +48,22 @@ test: deps-test build
 	BULWARK_TEST_BIN=$(CURDIR)/bin go test -race $(TEST_FLAGS) ./...
 	VERSION='$(VERSION)' scripts/packages.sh
 	scripts/test-packages.sh
+
+# Fuzz what parses user input (sizes, placement expressions, floating IPs,
+# published ports, volumes, workload specs, config files) and the domain XML
+# renderer: each target for FUZZTIME, one after another (go test fuzzes one
+# target per run). `make test` replays the committed seeds in each package's
+# testdata/fuzz/<Target>/; a crasher found here is written there too: fix
+# the bug and commit the crasher as a new seed. E.g. `make fuzz FUZZTIME=5m`.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./api:FuzzParseByteSize ./api:FuzzPlacement ./api:FuzzParseVIPPrefix \
+	./api:FuzzParsePublish ./api:FuzzVolumeSpec ./server:FuzzDecodeSpec \
+	./drivers/libvirt:FuzzRenderDomain ./config:FuzzLoadFile
+fuzz: deps-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # Seeded random faults (crash, hang, partition, BMC outages) against a dev
 # cluster; fails on any double run or lost workload. `make test` runs a short one.

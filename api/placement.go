@@ -231,11 +231,22 @@ type Settings struct {
 	// it by then. Off: such workloads wait for an operator.
 	WatchdogFencing bool     `json:"watchdog_fencing,omitempty"`
 	WatchdogTimeout Duration `json:"watchdog_timeout,omitempty"`
+	// FailureTimeout is the quiet period after which a workload's failure
+	// count (its reschedules) expires: it has run that long since its last
+	// (re)start, or has waited that long since its host gave up on it. 0:
+	// never (clear it with POST /v1/workloads/{name}/reset).
+	FailureTimeout Duration `json:"failure_timeout"`
 }
+
+// DefaultFailureTimeout is the failure_timeout of the default settings.
+const DefaultFailureTimeout = 10 * time.Minute
+
+// MaxFailureTimeout bounds failure_timeout.
+const MaxFailureTimeout = 30 * 24 * time.Hour
 
 // DefaultSettings are used until an operator changes them.
 func DefaultSettings() Settings {
-	return Settings{Schema: SchemaVersion, Strategy: StrategyBinpack}
+	return Settings{Schema: SchemaVersion, Strategy: StrategyBinpack, FailureTimeout: Duration(DefaultFailureTimeout)}
 }
 
 // Validate checks cluster settings.
@@ -257,6 +268,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.WatchdogFencing && s.WatchdogTimeout == 0 {
 		errs = append(errs, errors.New("watchdog_fencing needs watchdog_timeout: the hardware watchdog's timeout on the hosts"))
+	}
+	if s.FailureTimeout < 0 || time.Duration(s.FailureTimeout) > MaxFailureTimeout {
+		errs = append(errs, fmt.Errorf("failure_timeout must be from 0 (never) to %s, got %s", MaxFailureTimeout, s.FailureTimeout))
 	}
 	if s.ReservedMemory < 0 || s.ReservedMemory > MaxMemory {
 		errs = append(errs, fmt.Errorf("reserved_memory must be from 0 to %s, got %s", MaxMemory, s.ReservedMemory))

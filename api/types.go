@@ -121,6 +121,9 @@ type WorkloadSpec struct {
 	// Publish forwards ports of the workload's floating IPs to the
 	// container's ports (containers only).
 	Publish []Publish `json:"publish,omitempty"`
+	// Check is the workload's health check, run by its host (see
+	// HealthCheck); nil: none.
+	Check *HealthCheck `json:"check,omitempty"`
 }
 
 // RestartPolicy says when a host restarts a workload that stopped.
@@ -237,6 +240,11 @@ type WorkloadStatus struct {
 	GaveUp bool `json:"gave_up,omitempty"`
 	// Runtime is the driver's own record of the running instance.
 	Runtime *RuntimeRef `json:"runtime,omitempty"`
+	// Health is the result of the workload's health check (HealthHealthy,
+	// HealthUnhealthy, HealthStarting, HealthUnknown; "" without a check)
+	// and HealthDetail the last failure or why the check cannot run.
+	Health       string `json:"health,omitempty"`
+	HealthDetail string `json:"health_detail,omitempty"`
 }
 
 // RuntimeRef is what a host's driver knows of one running instance: enough
@@ -304,6 +312,9 @@ type NodeView struct {
 	CPUsUsed   int      `json:"cpus_used"`
 	MemoryUsed ByteSize `json:"memory_used"`
 	Workloads  int      `json:"workloads"`
+	// Maintenance is set while the host is in maintenance (and holds the
+	// drain, if one was started).
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 }
 
 // WorkloadView is a workload as the API returns it.
@@ -316,6 +327,10 @@ type WorkloadView struct {
 	Reschedules int `json:"reschedules,omitempty"`
 	// Reason explains a pending or failed state.
 	Reason string `json:"reason,omitempty"`
+	// Health and HealthDetail are the host's health check result for the
+	// current allocation (see WorkloadStatus).
+	Health       string `json:"health,omitempty"`
+	HealthDetail string `json:"health_detail,omitempty"`
 }
 
 // Health is the body of GET /v1/health.

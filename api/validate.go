@@ -240,6 +240,7 @@ func (s *WorkloadSpec) Validate() error {
 		}
 	}
 	errs = append(errs, s.validateShared()...)
+	errs = append(errs, s.validateCheck()...)
 	return errors.Join(errs...)
 }
 

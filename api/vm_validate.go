@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Limits on a VMSpec enforced at the API.
@@ -81,6 +82,8 @@ func (v *VMSpec) Validate() error {
 		}
 		if i := strings.IndexFunc(v.Cmdline, unicode.IsControl); i >= 0 {
 			errs = append(errs, fmt.Errorf("vm: kernel command line has a control character at byte %d", i))
+		} else if i := nonXMLChar(v.Cmdline); i >= 0 {
+			errs = append(errs, fmt.Errorf("vm: kernel command line has invalid UTF-8 or a non-character (U+FFFE, U+FFFF) at byte %d", i))
 		}
 	}
 
@@ -123,6 +126,8 @@ func validateHostPath(what, p string) error {
 		return fmt.Errorf("%s: path %q is not absolute", what, p)
 	case strings.IndexFunc(p, unicode.IsControl) >= 0:
 		return fmt.Errorf("%s: path %q has a control character", what, p)
+	case nonXMLChar(p) >= 0:
+		return fmt.Errorf("%s: path %q has invalid UTF-8 or a non-character (U+FFFE, U+FFFF)", what, p)
 	case strings.HasSuffix(p, "/"):
 		return fmt.Errorf("%s: path %q names a directory, not a file", what, p)
 	}
@@ -132,6 +137,20 @@ func validateHostPath(what, p string) error {
 		}
 	}
 	return nil
+}
+
+// nonXMLChar is the byte index of the first rune of s, besides control
+// characters, that XML 1.0 cannot carry (invalid UTF-8, U+FFFE, U+FFFF), or
+// -1. Paths and the kernel command line go into domain XML, whose encoder
+// would turn such a rune into U+FFFD: the guest would boot another command
+// line, or another file, than the spec names.
+func nonXMLChar(s string) int {
+	for i, r := range s {
+		if r == 0xFFFE || r == 0xFFFF || r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD") {
+			return i
+		}
+	}
+	return -1
 }
 
 // ValidateBridgeName checks that name is a valid Linux network interface

@@ -103,6 +103,7 @@ func newRig(ctx context.Context, cfg FailoverConfig) (*rig, func(), error) {
 		return nil, nil, err
 	}
 	r := &rig{cl: cl, api: client.New(cl.APIURL(), nil), check: cl.NewChecker(), cfg: cfg, doubleRuns: map[string]bool{}, lost: map[string]bool{}}
+	r.api.SetToken(cl.AdminToken())
 	done := func() { cl.Stop(); cleanup() }
 	for i := 0; i < cfg.Workloads; i++ {
 		name := fmt.Sprintf("vm-%03d", i)

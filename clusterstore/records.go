@@ -27,6 +27,9 @@ func LockKey(volume string) string       { return LocksPrefix + volume }
 func VIPKey(addr string) string          { return VIPsPrefix + addr }
 func VIPClaimKey(addr string) string     { return VIPClaimsPrefix + addr }
 func AgentTokenKey(host string) string   { return AgentTokensPrefix + host }
+func MaintenanceKey(host string) string  { return MaintenancePrefix + host }
+func ResetKey(workload string) string    { return ResetsPrefix + workload }
+func TokenKey(id string) string          { return TokensPrefix + id }
 func HostStatusPrefix(host string) string {
 	return StatusPrefix + host + "/"
 }
@@ -113,12 +116,17 @@ type Snapshot struct {
 	Locks     map[string]Versioned[api.Claim]
 	VIPs      map[string]Versioned[api.VIP]
 	VIPClaims map[string]Versioned[api.Claim]
+	// Maintenance holds the hosts in maintenance (with their drains), by
+	// host; Resets the operators' requests to clear failure counts, by
+	// workload.
+	Maintenance map[string]Versioned[api.Maintenance]
+	Resets      map[string]Versioned[api.ResetRequest]
 }
 
 // snapshotPrefixes are the prefixes a Snapshot holds.
 var snapshotPrefixes = []string{NodesPrefix, HeartbeatsPrefix, WorkloadsPrefix, AllocationsPrefix, StatusPrefix, PendingPrefix,
 	FencingPrefix, FenceRequestsPrefix, FenceHealthPrefix, HostStatePrefix, SettingsKey,
-	VolumesPrefix, LocksPrefix, VIPsPrefix, VIPClaimsPrefix}
+	VolumesPrefix, LocksPrefix, VIPsPrefix, VIPClaimsPrefix, MaintenancePrefix, ResetsPrefix}
 
 // ReadSnapshot reads every prefix of a Snapshot at one revision. Records that
 // fail to decode are skipped and returned as errors in bad, so that one
@@ -140,6 +148,8 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 		Locks:         map[string]Versioned[api.Claim]{},
 		VIPs:          map[string]Versioned[api.VIP]{},
 		VIPClaims:     map[string]Versioned[api.Claim]{},
+		Maintenance:   map[string]Versioned[api.Maintenance]{},
+		Resets:        map[string]Versioned[api.ResetRequest]{},
 	}
 	// Every prefix at one revision: one consistent read that skips the
 	// event history and the election keys.
@@ -183,6 +193,10 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 			derr = decodeInto(kv, snap.VIPs, name)
 		case "vipclaims":
 			derr = decodeInto(kv, snap.VIPClaims, name)
+		case "maintenance":
+			derr = decodeInto(kv, snap.Maintenance, name)
+		case "resets":
+			derr = decodeInto(kv, snap.Resets, name)
 		case "allocations":
 			a, e := DecodeAllocation(kv)
 			if derr = e; e == nil {

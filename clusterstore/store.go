@@ -30,11 +30,14 @@ const (
 	VolumesPrefix       = Prefix + "volumes/"
 	VIPClaimsPrefix     = Prefix + "vipclaims/"
 	AgentTokensPrefix   = Prefix + "agenttokens/"
+	TokensPrefix        = Prefix + "tokens/"
 	EventsPrefix        = Prefix + "events/"
 	ElectionPrefix      = Prefix + "election/"
 	HostStatePrefix     = Prefix + "hoststate/"
 	FenceRequestsPrefix = Prefix + "fencerequests/"
 	FenceHealthPrefix   = Prefix + "fencehealth/"
+	MaintenancePrefix   = Prefix + "maintenance/"
+	ResetsPrefix        = Prefix + "resets/"
 )
 
 // LeaseID identifies a TTL lease. 0 means no lease.

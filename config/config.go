@@ -99,6 +99,12 @@ type Server struct {
 	// Fencing is how the leader fences lost hosts: timing, and each host's
 	// fence devices.
 	Fencing Fencing
+	// AuthRequired: API requests need a bearer token (bulwarkd token
+	// create); off only for a closed test network.
+	AuthRequired bool
+	// TLSCertFile and TLSKeyFile, if set, serve the API over HTTPS.
+	TLSCertFile string
+	TLSKeyFile  string
 
 	origins origins
 }
@@ -165,12 +171,13 @@ type Agent struct {
 // DefaultServer returns a server configuration with every default.
 func DefaultServer() *Server {
 	return &Server{
-		Listen:     "127.0.0.1:7370",
-		LogLevel:   "info",
-		SessionTTL: 5 * time.Second,
-		Etcd:       defaultEtcd(),
-		Fencing:    defaultFencing(),
-		origins:    origins{},
+		Listen:       "127.0.0.1:7370",
+		LogLevel:     "info",
+		SessionTTL:   5 * time.Second,
+		Etcd:         defaultEtcd(),
+		Fencing:      defaultFencing(),
+		AuthRequired: true,
+		origins:      origins{},
 	}
 }
 

@@ -25,6 +25,12 @@ func valueOf(cfg any, key string) any {
 			return c.Name
 		case "listen":
 			return c.Listen
+		case "auth.required":
+			return c.AuthRequired
+		case "tls.cert_file":
+			return c.TLSCertFile
+		case "tls.key_file":
+			return c.TLSKeyFile
 		case "log_level":
 			return c.LogLevel
 		case "session_ttl":
@@ -197,6 +203,9 @@ func samples(kind Kind) []sample {
 	if kind == KindServer {
 		return append(s,
 			sample{key: "listen", file: "0.0.0.0:7001", env: "0.0.0.0:7002", flag: []string{"[::1]:7003"}, fileV: "0.0.0.0:7001", envV: "0.0.0.0:7002", flV: "[::1]:7003"},
+			sample{key: "auth.required", file: "false", env: "true", flag: []string{"false"}, fileV: false, envV: true, flV: false},
+			sample{key: "tls.cert_file", file: "/f/api.pem", env: "/e/api.pem", flag: []string{""}, fileV: "/f/api.pem", envV: "/e/api.pem", flV: ""},
+			sample{key: "tls.key_file", file: "/f/api-key.pem", env: "/e/api-key.pem", flag: []string{""}, fileV: "/f/api-key.pem", envV: "/e/api-key.pem", flV: ""},
 			sample{key: "fencing.device_timeout", file: "30s", env: "45s", flag: []string{"1m"}, fileV: 30 * time.Second, envV: 45 * time.Second, flV: time.Minute},
 			sample{key: "fencing.retry_interval", file: "2s", env: "10s", flag: []string{"1s"}, fileV: 2 * time.Second, envV: 10 * time.Second, flV: time.Second},
 			sample{key: "fencing.check_interval", file: "1m", env: "10s", flag: []string{"1h"}, fileV: time.Minute, envV: 10 * time.Second, flV: time.Hour},

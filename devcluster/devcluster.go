@@ -99,7 +99,13 @@ type Cluster struct {
 	apiURL  string
 	// topo holds the hosts' network namespaces (Netns only).
 	topo *topo.Topology
+	// adminToken is an admin API token, also written to AdminTokenFile.
+	adminToken string
 }
+
+// AdminTokenFile is where a dev cluster writes its admin API token, under
+// its data dir; bulwarkctl looks there by default.
+const AdminTokenFile = "admin.token"
 
 // Host is one simulated host: an agent process behind its own etcd proxy,
 // with its own emulated BMC.
@@ -248,8 +254,18 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
+	// An admin token for the operator, as in production (where `bulwarkd
+	// token create` makes them): the API refuses requests without one.
+	if c.adminToken, _, err = clusterstore.CreateToken(ctx, c.store, fmt.Sprintf("dev-admin-%d", time.Now().UnixNano()), api.RoleAdmin, 0, time.Now()); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("dev: admin token: %w", err)
+	}
+	if err := writeSecret(filepath.Join(cfg.DataDir, AdminTokenFile), c.adminToken); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("dev: admin token: %w", err)
+	}
 	srv, err := server.New(server.Config{
-		Name: "dev-server", Listener: ln, Store: c.store, SessionTTL: cfg.SessionTTL, Log: cfg.Log,
+		Name: "dev-server", Listener: ln, Store: c.store, SessionTTL: cfg.SessionTTL, Log: cfg.Log, Auth: server.AuthConfig{Required: true},
 		Fencing:     server.FencingConfig{Devices: c.fenceDevices, DeviceTimeout: 15 * time.Second, CheckInterval: 10 * time.Second},
 		WrapHandler: c.wrapHandler,
 	})
@@ -271,6 +287,21 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// AdminToken is an admin API token for this cluster.
+func (c *Cluster) AdminToken() string { return c.adminToken }
+
+// writeSecret writes a file only its owner can read, atomically.
+func writeSecret(path, content string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // APIURL is the server's base URL.

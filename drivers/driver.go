@@ -91,3 +91,15 @@ var ErrNotFound = errors.New("no such task")
 type Logger interface {
 	Logs(ctx context.Context, workload string) (io.ReadCloser, error)
 }
+
+// Execer is implemented by drivers that can run a command inside a running
+// workload (a container's exec; health checks use it).
+type Execer interface {
+	// Exec runs cmd (program and arguments) in the workload's running
+	// task, as its main process runs, and waits for it until ctx ends;
+	// then the command is killed and ctx's error returned. output is its
+	// stdout and stderr together, cut to a few KiB. err reports that the
+	// command could not be run or waited for, not a non-zero exitCode;
+	// ErrNotFound if the workload has no running task.
+	Exec(ctx context.Context, workload string, cmd []string) (exitCode int, output string, err error)
+}

@@ -48,7 +48,13 @@ func TestDashboard(t *testing.T) {
 			apiURL, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 
-	steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(apiURL + "/ui/")}
+	// The browser has no token: it is sent to sign in, as an operator is.
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(apiURL + "/ui/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="token"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="token"]`), tokenFor(apiURL)),
+		chromedp.Submit(chromedp.CSS(`input[name="token"]`)),
+	}
 	for _, h := range []string{"host-1", "host-2", "host-3"} {
 		steps = append(steps, chromedp.WaitVisible(chromedp.CSS(`tr[data-host="`+h+`"][data-state="ready"]`)))
 	}

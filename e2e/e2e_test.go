@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,45 @@ import (
 
 var binDir string
 
+// tokens maps an API's host:port to an admin token for it: the dev
+// clusters' (read from their data dirs) and those the tests create.
+var tokens sync.Map
+
+// registerToken makes every request to apiURL from this test process, and
+// every bulwarkctl run against it, carry tok.
+func registerToken(apiURL, tok string) {
+	u, err := url.Parse(apiURL)
+	if err == nil {
+		tokens.Store(u.Host, strings.TrimSpace(tok))
+	}
+}
+
+func tokenFor(apiURL string) string {
+	u, err := url.Parse(apiURL)
+	if err != nil {
+		return ""
+	}
+	if v, ok := tokens.Load(u.Host); ok {
+		return v.(string)
+	}
+	return ""
+}
+
+// tokenTransport adds the registered token to requests that carry none.
+type tokenTransport struct{ base http.RoundTripper }
+
+func (tt tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Authorization") == "" {
+		if v, ok := tokens.Load(r.URL.Host); ok {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+v.(string))
+		}
+	}
+	return tt.base.RoundTrip(r)
+}
+
 func TestMain(m *testing.M) {
+	http.DefaultTransport = tokenTransport{http.DefaultTransport}
 	binDir = os.Getenv("BULWARK_TEST_BIN")
 	if binDir == "" {
 		// Not run through `make test`: build the binaries ourselves.
@@ -120,6 +159,7 @@ func ctl(t *testing.T, apiURL string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(filepath.Join(binDir, "bulwarkctl"), append([]string{"--api", apiURL}, args...)...)
+	cmd.Env = append(os.Environ(), "BULWARK_TOKEN="+tokenFor(apiURL))
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	code := 0
@@ -378,6 +418,19 @@ func leaderOf(t *testing.T, urls []string) string {
 // TestServerReplicasLeaderKilled: two `bulwarkd server` processes against one
 // etcd; SIGKILL the leader; the other takes over within the session TTL and
 // places a workload created afterwards.
+// createToken makes an API token with `bulwarkd token create`, as an
+// operator on a server host would.
+func createToken(t *testing.T, etcdEndpoint, name, role string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(filepath.Join(binDir, "bulwarkd"), "token", "create", name, "--role", role, "--etcd", etcdEndpoint, "--config", "/dev/null")
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bulwarkd token create: %v: %s", err, errOut.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
 func TestServerReplicasLeaderKilled(t *testing.T) {
 	endpoint := startEmbeddedEtcd(t)
 	ttl := 3 * time.Second
@@ -392,6 +445,10 @@ func TestServerReplicasLeaderKilled(t *testing.T) {
 	hostXML := filepath.Join(dir, "host.xml")
 	writeTestHost(t, hostXML)
 	startProc(t, "bulwarkd", "agent", "--name", "h1", "--etcd", endpoint, "--libvirt-uri", "test://"+hostXML, "--session-ttl", ttl.String())
+	tok := createToken(t, endpoint, "e2e-admin", "admin")
+	for _, u := range urls {
+		registerToken(u, tok)
+	}
 
 	var first string
 	eventually(t, "a leader", 20*time.Second, func() bool { first = leaderOf(t, urls); return first != "" })
@@ -454,6 +511,11 @@ func startDevWith(t *testing.T, hosts int, extra ...string) (apiURL string, dev 
 	args := append([]string{"dev", "--hosts", strconv.Itoa(hosts), "--data-dir", dataDir, "--api-addr", apiAddr, "--etcd-port", strconv.Itoa(etcdPort)}, extra...)
 	dev = startProc(t, "bulwarkd", args...)
 	waitLine(t, dev, "Bulwark dev cluster is up", 90*time.Second)
+	tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+	if err != nil {
+		t.Fatalf("dev cluster admin token: %v", err)
+	}
+	registerToken("http://"+apiAddr, string(tok))
 	return "http://" + apiAddr, dev, dataDir, etcdPort
 }
 

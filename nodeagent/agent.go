@@ -87,6 +87,8 @@ type Agent struct {
 	// publish the published ports of the workloads wanted here.
 	shared  sharedState
 	publish map[string][]api.Publish
+	// health runs the workloads' health checks (health.go).
+	health *healthChecks
 }
 
 type restartState struct {
@@ -141,7 +143,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.now = time.Now
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With("host", cfg.Host), metrics: newMetrics(),
-		shared: sharedState{leases: map[string]heldLeases{}, vips: map[string]heldVIP{}}, publish: map[string][]api.Publish{}}, nil
+		shared: sharedState{leases: map[string]heldLeases{}, vips: map[string]heldVIP{}}, publish: map[string][]api.Publish{}, health: newHealthChecks()}, nil
 }
 
 // Run registers the host and serves it until ctx ends. Losing the heartbeat
@@ -312,6 +314,7 @@ func (a *Agent) serveSession(ctx context.Context) error {
 				return fmt.Errorf("watch fence record: %v", resp.Err)
 			}
 		case <-tick.C:
+		case <-a.health.wake:
 		}
 	}
 }
@@ -462,16 +465,18 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 	}
 	a.mu.Unlock()
 	a.syncVIPs(ctx, cs, runningHere)
+	a.syncHealth(ctx, want, runningHere)
 	return nil
 }
 
 // ensure makes one allocated workload run at its allocation's epoch,
 // following its restart policy: a workload that stopped on its own (or
-// failed to start) is restarted with backoff up to api.RestartLimit times;
-// then the host gives up and says so, and the leader reschedules it.
+// failed to start, or failed its health check) is restarted with backoff
+// up to api.RestartLimit times; then the host gives up and says so, and
+// the leader reschedules it.
 func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desired, cur drivers.Status) {
 	name, epoch := d.alloc.Workload, d.alloc.Epoch
-	if cur.Workload != "" && cur.Epoch == epoch && cur.State == drivers.TaskRunning {
+	if cur.Workload != "" && cur.Epoch == epoch && cur.State == drivers.TaskRunning && !a.stopUnhealthy(ctx, d) {
 		a.report(ctx, sess, name, epoch, api.StateRunning, "")
 		return
 	}
@@ -593,10 +598,12 @@ func (a *Agent) report(ctx context.Context, sess *clusterstore.Session, name str
 // unless it is what was last written.
 func (a *Agent) reportStatus(ctx context.Context, sess *clusterstore.Session, st api.WorkloadStatus) {
 	name := st.Workload
+	a.fillHealth(&st)
 	a.mu.Lock()
 	old, ok := a.reported[name]
 	a.mu.Unlock()
-	if ok && old.Epoch == st.Epoch && old.State == st.State && old.Reason == st.Reason && old.GaveUp == st.GaveUp {
+	if ok && old.Epoch == st.Epoch && old.State == st.State && old.Reason == st.Reason && old.GaveUp == st.GaveUp &&
+		old.Health == st.Health && old.HealthDetail == st.HealthDetail {
 		return
 	}
 	st.Schema, st.Host, st.UpdatedAt = api.SchemaVersion, a.cfg.Host, a.cfg.now().UTC()

@@ -19,7 +19,8 @@ import (
 // not simulated, so the reservation is an estimate: it can be too small
 // when constraints pin workloads, and first-fit decreasing can miss packings
 // that exist. Allocations on hosts that are not ready are left to the
-// failover that is already due for them. Workloads already placed are never
+// failover that is already due for them. Hosts in maintenance may be lost
+// but take nothing in the simulation. Workloads already placed are never
 // evicted by admission control; displaced ones (State.Displaced) are not
 // held back by it.
 
@@ -55,7 +56,8 @@ func (t *Tracker) initLost() {
 		t.lost[h] = true
 	}
 	for _, h := range t.readyList {
-		if !t.lost[h] {
+		// A host in maintenance takes no restarts: it is no survivor.
+		if !t.lost[h] && !t.maint[h] {
 			t.survivors = append(t.survivors, h)
 		}
 	}

@@ -29,7 +29,11 @@ func (b *NodeWrapper) Label(k, v string) *NodeWrapper {
 	return b
 }
 func (b *NodeWrapper) NotReady() *NodeWrapper { b.n.Ready = false; return b }
-func (b *NodeWrapper) Obj() NodeInfo          { return b.n }
+func (b *NodeWrapper) Maintenance() *NodeWrapper {
+	b.n.Maintenance = true
+	return b
+}
+func (b *NodeWrapper) Obj() NodeInfo { return b.n }
 
 type WorkloadWrapper struct{ w api.Workload }
 

@@ -28,6 +28,18 @@ func (readyCheck) why(*Tracker, int, *candidate) (string, string) {
 	return "not ready", reasonNotReady
 }
 
+// ReasonMaintenance is the maintenance checker's verdict.
+const ReasonMaintenance = "host is in maintenance"
+
+// maintenanceCheck rejects hosts an operator put in maintenance.
+type maintenanceCheck struct{}
+
+func (maintenanceCheck) ok(t *Tracker, h int, _ *candidate) bool { return !t.maint[h] }
+
+func (maintenanceCheck) why(*Tracker, int, *candidate) (string, string) {
+	return "maintenance", ReasonMaintenance
+}
+
 // avoidCheck keeps a workload off the host that just gave up on it (it
 // failed there RestartLimit times), for its next placement.
 type avoidCheck struct{}

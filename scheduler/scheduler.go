@@ -26,6 +26,10 @@ type NodeInfo struct {
 	Node api.Node
 	// Ready: the host holds a live heartbeat lease.
 	Ready bool
+	// Maintenance: an operator took the host out of service. Nothing new
+	// is placed on it (the maintenance checker rejects it); what it runs
+	// stays and still takes room there.
+	Maintenance bool
 	// ModRevision of the node's registration: the applier guards on it.
 	ModRevision int64
 }

@@ -28,6 +28,7 @@ type Tracker struct {
 	nodes     []*NodeInfo
 	index     map[string]int32
 	ready     []bool
+	maint     []bool  // in maintenance: takes nothing new
 	readyList []int32 // indexes of ready hosts, ascending
 	capCPU    []int
 	capMem    []api.ByteSize
@@ -133,7 +134,7 @@ func NewTracker(st *State) *Tracker {
 		added:    make(map[string]int32),
 		groups:   make(map[string]int32),
 		columns:  make(map[string]*labelColumn),
-		checks:   []checker{readyCheck{}, kindCheck{}, avoidCheck{}, labelCheck{}, vipCheck{}, antiAffinityCheck{}, resourceCheck{}},
+		checks:   []checker{readyCheck{}, maintenanceCheck{}, kindCheck{}, avoidCheck{}, labelCheck{}, vipCheck{}, antiAffinityCheck{}, resourceCheck{}},
 		scorers:  []scorer{strategyScore{spread: st.Settings.Strategy == api.StrategySpread}, preferenceScore{}, spreadScore{}},
 	}
 	t.indexNodes(st.Nodes)
@@ -166,6 +167,7 @@ func (t *Tracker) indexNodes(nodes []NodeInfo) {
 	}
 	n = len(t.nodes)
 	t.ready = make([]bool, n)
+	t.maint = make([]bool, n)
 	t.capCPU = make([]int, n)
 	t.capMem = make([]api.ByteSize, n)
 	t.freeCPU = make([]int, n)
@@ -173,6 +175,7 @@ func (t *Tracker) indexNodes(nodes []NodeInfo) {
 	t.onHost = make([][]int32, n)
 	for h, ni := range t.nodes {
 		t.ready[h] = ni.Ready
+		t.maint[h] = ni.Maintenance
 		if ni.Ready {
 			t.readyList = append(t.readyList, int32(h))
 		}
@@ -327,7 +330,7 @@ func (t *Tracker) column(key string) *labelColumn {
 			c.ready = append(c.ready, 0)
 		}
 		c.ids[h] = id
-		if t.ready[h] {
+		if t.ready[h] && !t.maint[h] {
 			c.ready[id]++
 		}
 	}
@@ -382,8 +385,8 @@ func (t *Tracker) host(name string) (int, bool) {
 }
 
 // Fits reports whether w fits on host now, and if not, why: the engine's
-// whole checker stack (ready, label constraints, anti-affinity, resources
-// against allocatable capacity). It does not apply admission control, which
+// whole checker stack (ready, not in maintenance, label constraints,
+// anti-affinity, resources against allocatable capacity). It does not apply admission control, which
 // is a decision about the whole cluster, not a property of one host.
 func (t *Tracker) Fits(host string, w *api.Workload) (bool, string) {
 	h, ok := t.host(host)

@@ -41,7 +41,7 @@ type explainer interface {
 func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx context.Context) api.Health, sched scheduler.Scheduler, fence FencingConfig) http.Handler {
 	fence.defaults()
 	h := &Handler{store: store, log: log, now: time.Now, health: health, sched: sched, fence: fence}
-	mux := http.NewServeMux()
+	mux := &routedMux{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /v1/health", h.getHealth)
 	mux.HandleFunc("GET /v1/nodes", h.listNodes)
 	mux.HandleFunc("GET /v1/nodes/{name}", h.getNode)
@@ -61,10 +61,31 @@ func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx cont
 	mux.HandleFunc("GET /v1/events", h.listEvents)
 	mux.HandleFunc("GET /v1/whatif", h.whatIf)
 	h.routeShared(mux)
+	h.routeMaintenance(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// routedMux is the API's mux. It remembers its routes (a test checks each
+// has an access rule), and Pattern tells the auth middleware which route a
+// request goes to.
+type routedMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+// HandleFunc registers a route.
+func (m *routedMux) HandleFunc(pattern string, fn func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, fn)
+}
+
+// Pattern is the route pattern that serves r ("" if none).
+func (m *routedMux) Pattern(r *http.Request) string {
+	_, p := m.Handler(r)
+	return p
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -45,9 +45,13 @@ type leader struct {
 	// readTook is how long this evaluation's snapshot read took.
 	readTook time.Duration
 	// wakeAt is when a backed-off reschedule becomes due (zero: none).
-	wakeAt  time.Time
-	metrics *metrics
-	fo      *failover
+	wakeAt time.Time
+	// placeWrote: the last place committed something.
+	placeWrote bool
+	metrics    *metrics
+	fo         *failover
+	// health is the workloads' last reported health (health.go).
+	health healthSeen
 }
 
 func (l *leader) run(ctx context.Context) error {
@@ -129,6 +133,7 @@ func (l *leader) run(ctx context.Context) error {
 			if !ok || resp.Err != nil {
 				return fmt.Errorf("leader: watch ended: %v", resp.Err)
 			}
+			l.healthEvents(ctx, resp.Events)
 			if relevant(resp.Events) {
 				trigger()
 			}
@@ -174,7 +179,8 @@ func relevant(evs []clusterstore.Event) bool {
 	for _, ev := range evs {
 		k := ev.KV.Key
 		for _, p := range []string{clusterstore.WorkloadsPrefix, clusterstore.NodesPrefix, clusterstore.HeartbeatsPrefix, clusterstore.AllocationsPrefix,
-			clusterstore.StatusPrefix, clusterstore.FencingPrefix, clusterstore.FenceRequestsPrefix, clusterstore.SettingsKey} {
+			clusterstore.StatusPrefix, clusterstore.FencingPrefix, clusterstore.FenceRequestsPrefix, clusterstore.SettingsKey,
+			clusterstore.MaintenancePrefix, clusterstore.ResetsPrefix} {
 			if strings.HasPrefix(k, p) {
 				return true
 			}
@@ -210,7 +216,15 @@ func (l *leader) evaluate(ctx context.Context) (again bool, err error) {
 			return changed, err
 		}
 	}
-	return l.place(ctx, snap, now)
+	if again, err = l.place(ctx, snap, now); err != nil || again || !drainsUnderWay(snap) {
+		return again, err
+	}
+	if l.placeWrote {
+		// A drain's next batch is decided on a cluster where what could
+		// be placed is placed (as its plan assumes): evaluate again.
+		return true, nil
+	}
+	return l.drain(ctx, snap, now)
 }
 
 // cleanup removes allocations of deleted workloads, then the workload records
@@ -323,7 +337,8 @@ func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 		Displaced:   map[string]bool{},
 	}
 	for name, n := range snap.Nodes {
-		st.Nodes = append(st.Nodes, scheduler.NodeInfo{Node: n.Value, Ready: hostReady(snap, name), ModRevision: n.ModRevision})
+		_, maint := snap.Maintenance[name]
+		st.Nodes = append(st.Nodes, scheduler.NodeInfo{Node: n.Value, Ready: hostReady(snap, name), Maintenance: maint, ModRevision: n.ModRevision})
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Node.Name < st.Nodes[j].Node.Name })
 	for name, a := range snap.Allocations {
@@ -369,6 +384,7 @@ func SchedulerState(snap *clusterstore.Snapshot) *scheduler.State {
 // registration and heartbeat. A chunk that loses a race stops the rest:
 // the next evaluation starts from fresh state.
 func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now time.Time) (bool, error) {
+	l.placeWrote = false
 	var pending []api.Workload
 	var held []scheduler.Unplaced
 	l.wakeAt = time.Time{}
@@ -379,7 +395,7 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		if host := stillRunningOn(snap, name); host != "" {
 			// Preempted (or moved) but its old host has not stopped it
 			// yet: placing it now could run it twice.
-			held = append(held, scheduler.Unplaced{Workload: name, Reason: "waiting for " + host + " to stop it"})
+			held = append(held, scheduler.Unplaced{Workload: name, Reason: heldReason(host)})
 			continue
 		}
 		if p, ok := snap.Pending[name]; ok && now.Before(p.Value.NotBefore) {
@@ -488,6 +504,7 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 	if ok, err := b.flush(ctx); err != nil || !ok {
 		return !ok, err
 	}
+	l.placeWrote = b.txns > 0
 	rep := PlanReport{Placed: len(plan.Placements), Unplaced: len(plan.Unplaced), Preempted: len(plan.Preemptions), Transactions: b.txns,
 		Took: time.Since(began) + l.readTook, Read: l.readTook, Schedule: scheduled.Sub(began), Commit: time.Since(scheduled)}
 	if len(plan.Placements) <= 20 {

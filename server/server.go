@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,10 @@ type Config struct {
 	Listener net.Listener
 	// Fencing configures how lost hosts are fenced.
 	Fencing FencingConfig
+	// Auth configures API authentication (off in the zero value).
+	Auth AuthConfig
+	// TLS, if set, serves the API over TLS.
+	TLS *tls.Config
 	// WrapHandler, if set, wraps the API handler (the dev cluster adds its
 	// fault-injection endpoint this way).
 	WrapHandler func(http.Handler) http.Handler
@@ -114,7 +119,8 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("server: listen on %s: %w", s.cfg.Listen, err)
 		}
 	}
-	var handler http.Handler = NewHandler(s.cfg.Store, s.log, s.health, s.cfg.Scheduler, s.cfg.Fencing)
+	apiHandler := NewHandler(s.cfg.Store, s.log, s.health, s.cfg.Scheduler, s.cfg.Fencing)
+	var handler http.Handler = apiHandler
 	if s.cfg.WrapHandler != nil {
 		handler = s.cfg.WrapHandler(handler)
 	}
@@ -123,6 +129,15 @@ func (s *Server) Run(ctx context.Context) error {
 	top.Handle(ui.Prefix, ui.Handler(dashboardSource{s}, ui.Options{Done: ctx.Done()}))
 	top.Handle("/", handler)
 	handler = top
+	if s.cfg.Auth.Required {
+		auth := &authenticator{store: s.cfg.Store, now: time.Now, cache: map[string]cachedToken{}}
+		handler = auth.middleware(top, func(r *http.Request) string {
+			if _, p := top.Handler(r); p != "/" {
+				return p // /metrics, /ui/
+			}
+			return apiHandler.(*routedMux).Pattern(r)
+		})
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -134,6 +149,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("API listening", "addr", ln.Addr().String())
 	errc := make(chan error, 2)
 	go func() {
+		if s.cfg.TLS != nil {
+			ln = tls.NewListener(ln, s.cfg.TLS)
+		}
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("server: serve API: %w", err)
 		}

@@ -22,7 +22,7 @@ import (
 // Volumes and floating IPs: definitions written by the API; claims (locks)
 // taken and released by agents, and by the leader after fencing.
 
-func (h *Handler) routeShared(mux *http.ServeMux) {
+func (h *Handler) routeShared(mux *routedMux) {
 	mux.HandleFunc("GET /v1/volumes", h.listVolumes)
 	mux.HandleFunc("POST /v1/volumes", h.createVolume)
 	mux.HandleFunc("GET /v1/volumes/{name}", h.getVolume)

@@ -24,6 +24,10 @@ func nodeViews(snap *clusterstore.Snapshot) []api.NodeView {
 		v.Fencing = fenceHealthText(snap, name)
 		u := used[name]
 		v.CPUsUsed, v.MemoryUsed, v.Workloads = u.CPUs, u.Memory, u.Count
+		if m, ok := snap.Maintenance[name]; ok {
+			mv := m.Value
+			v.Maintenance = &mv
+		}
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -63,8 +67,13 @@ func workloadView(snap *clusterstore.Snapshot, w api.Workload) api.WorkloadView 
 		}
 	case st != nil && st.Host == v.Host && st.Epoch == v.Epoch:
 		v.State, v.Reason = st.State, st.Reason
+		v.Health, v.HealthDetail = st.Health, st.HealthDetail
 		if st.GaveUp && a.Value.Reschedules >= api.RescheduleLimit {
-			v.Reason += fmt.Sprintf("; reschedule limit (%d) reached: delete and recreate it to try again", api.RescheduleLimit)
+			again := "try again with"
+			if ft := snap.Settings.FailureTimeout; ft > 0 {
+				again = fmt.Sprintf("it is tried again %s after it gave up (failure_timeout), or now with", ft)
+			}
+			v.Reason += fmt.Sprintf("; reschedule limit (%d) reached: %s: bulwarkctl workload reset %s", api.RescheduleLimit, again, w.Name)
 		}
 	default:
 		if _, alive := snap.Heartbeats[v.Host]; !alive {

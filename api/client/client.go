@@ -13,6 +13,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +50,7 @@ type Client struct {
 	// its dial, TLS and response-header timeouts, are hc's.
 	stream    *http.Client
 	userAgent string
+	token     string
 }
 
 // New returns a client for the API at baseURL, e.g. "http://127.0.0.1:7370".
@@ -69,6 +72,25 @@ func New(baseURL string, hc *http.Client) *Client {
 // before the client is shared between goroutines.
 func (c *Client) SetUserAgent(ua string) { c.userAgent = ua }
 
+// SetToken sets the bearer token sent with every request. Call it before
+// the client is shared between goroutines.
+func (c *Client) SetToken(tok string) { c.token = strings.TrimSpace(tok) }
+
+// SetRootCAs makes the client trust the given CA pool for https:// APIs.
+// Call it before the client is shared between goroutines.
+func (c *Client) SetRootCAs(pool *x509.CertPool) {
+	for _, hc := range []*http.Client{c.hc, c.stream} {
+		tr, ok := hc.Transport.(*http.Transport)
+		if !ok || tr == nil {
+			tr = baseTransport()
+		} else {
+			tr = tr.Clone()
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		hc.Transport = tr
+	}
+}
+
 // BaseURL returns the base URL requests are sent to.
 func (c *Client) BaseURL() string { return c.base }
 
@@ -81,7 +103,7 @@ func normalizeBase(s string) string {
 }
 
 func defaultHTTPClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := baseTransport()
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = 5 * time.Second
 	tr.ResponseHeaderTimeout = 20 * time.Second
@@ -541,6 +563,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body []byt
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	return req, nil
 }
 
@@ -616,4 +641,13 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "..."
+}
+
+// baseTransport is a copy of net/http's default transport (or a plain one
+// if a program replaced http.DefaultTransport with something else).
+func baseTransport() *http.Transport {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t.Clone()
+	}
+	return &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, MaxIdleConns: 100, IdleConnTimeout: 90 * time.Second}
 }

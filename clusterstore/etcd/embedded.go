@@ -10,9 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/bulwarkhq/bulwark/pki"
 )
 
 // readyTimeout bounds how long StartEmbedded waits for the member to serve.
@@ -43,6 +46,47 @@ type EmbeddedConfig struct {
 	// LogLevel is etcd's log level: debug, info, warn, error, panic or fatal
 	// (default "error": etcd's info logging is chatty).
 	LogLevel string
+
+	// ClientCertFile and ClientKeyFile serve clients over TLS with this
+	// certificate; ClientURL must then be https:// (empty: a free loopback
+	// port). etcd's own gateway connects to the listener with the same
+	// certificate, so with ClientCertAuth it needs clientAuth as well as
+	// serverAuth (pki's "etcd" kind has both). Peers stay on plain http:
+	// an embedded member has none.
+	ClientCertFile, ClientKeyFile string
+	// ClientCAFile holds the CAs that client certificates are checked
+	// against.
+	ClientCAFile string
+	// ClientCertAuth refuses clients without a certificate signed by a CA
+	// in ClientCAFile (etcd's --client-cert-auth).
+	ClientCertAuth bool
+}
+
+// tls reports whether clients are served over TLS.
+func (c EmbeddedConfig) tls() bool { return c.ClientCertFile != "" }
+
+func (c EmbeddedConfig) checkTLS() error {
+	switch {
+	case c.ClientCertFile == "" && (c.ClientKeyFile != "" || c.ClientCAFile != "" || c.ClientCertAuth):
+		return errors.New("ClientKeyFile, ClientCAFile and ClientCertAuth need ClientCertFile")
+	case c.ClientCertFile != "" && c.ClientKeyFile == "":
+		return errors.New("ClientCertFile needs ClientKeyFile")
+	case c.ClientCertAuth && c.ClientCAFile == "":
+		return errors.New("ClientCertAuth needs ClientCAFile, the CA that signed the client certificates")
+	}
+	return nil
+}
+
+// loadTLS checks the TLS files: etcd reads them at each handshake, so a
+// missing one would let the member start and then fail every client.
+func (c EmbeddedConfig) loadTLS() error {
+	if !c.tls() {
+		return nil
+	}
+	if _, err := pki.LoadServerTLS(c.ClientCertFile, c.ClientKeyFile, c.ClientCAFile, c.ClientCertAuth); err != nil {
+		return fmt.Errorf("client TLS: %w", err)
+	}
+	return nil
 }
 
 // Embedded is a running embedded etcd member.
@@ -104,24 +148,29 @@ func FreeLoopbackPort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// parseListenURL checks that raw is an http URL with a concrete port, or
-// picks a free loopback port when raw is empty.
-func parseListenURL(what, raw string) (url.URL, error) {
+// parseListenURL checks that raw is a URL of scheme (http or https) with a
+// concrete port, or picks a free loopback port when raw is empty.
+func parseListenURL(what, raw, scheme string) (url.URL, error) {
 	if raw == "" {
 		port, err := FreeLoopbackPort()
 		if err != nil {
 			return url.URL{}, fmt.Errorf("%s URL: %w", what, err)
 		}
-		raw = "http://127.0.0.1:" + strconv.Itoa(port)
+		raw = scheme + "://127.0.0.1:" + strconv.Itoa(port)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return url.URL{}, fmt.Errorf("%s URL %q: %w", what, raw, err)
 	}
-	if u.Scheme != "http" {
-		// TLS would need certificates in the config; dev mode and tests
-		// stay on loopback without them.
-		return url.URL{}, fmt.Errorf("%s URL %q: only http is supported for embedded etcd", what, raw)
+	switch {
+	case u.Scheme == scheme:
+	case scheme == "https":
+		return url.URL{}, fmt.Errorf("%s URL %q: with ClientCertFile clients are served over TLS: use https://", what, raw)
+	case u.Scheme == "https" && what == "client":
+		return url.URL{}, fmt.Errorf("%s URL %q: https needs ClientCertFile and ClientKeyFile", what, raw)
+	default:
+		// Dev mode and tests stay on loopback; peers have no certificates.
+		return url.URL{}, fmt.Errorf("%s URL %q: only %s is supported for embedded etcd", what, raw, scheme)
 	}
 	port := u.Port()
 	if port == "" || port == "0" {
@@ -148,12 +197,22 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "error"
 	}
-	clientURL, err := parseListenURL("client", cfg.ClientURL)
+	if err := cfg.checkTLS(); err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	clientScheme := "http"
+	if cfg.tls() {
+		clientScheme = "https"
+	}
+	clientURL, err := parseListenURL("client", cfg.ClientURL, clientScheme)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd: %w", err)
 	}
-	peerURL, err := parseListenURL("peer", cfg.PeerURL)
+	peerURL, err := parseListenURL("peer", cfg.PeerURL, "http")
 	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	if err := cfg.loadTLS(); err != nil {
 		return nil, fmt.Errorf("start embedded etcd: %w", err)
 	}
 
@@ -166,6 +225,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	ec.AdvertisePeerUrls = []url.URL{peerURL}
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
 	ec.InitialClusterToken = "bulwark-embedded"
+	if cfg.tls() {
+		ec.ClientTLSInfo = transport.TLSInfo{
+			CertFile:       cfg.ClientCertFile,
+			KeyFile:        cfg.ClientKeyFile,
+			TrustedCAFile:  cfg.ClientCAFile,
+			ClientCertAuth: cfg.ClientCertAuth,
+		}
+	}
 	ec.MaxTxnOps = cfg.MaxTxnOps
 	ec.MaxRequestBytes = cfg.MaxRequestBytes
 	// Bulwark's plan transactions are large by design; etcd would log each

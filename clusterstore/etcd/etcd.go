@@ -4,6 +4,7 @@ package etcd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -43,10 +44,31 @@ func New(cli *clientv3.Client) clusterstore.Store {
 }
 
 // Dial connects to endpoints and checks that the cluster answers within
-// dialTimeout. The returned Store owns its client; Close closes it.
+// dialTimeout. It has no TLS configuration: https:// endpoints are checked
+// against the system's CAs and no client certificate is sent (DialTLS has
+// both). The returned Store owns its client; Close closes it.
 func Dial(ctx context.Context, endpoints []string, dialTimeout time.Duration) (clusterstore.Store, error) {
+	return DialTLS(ctx, endpoints, dialTimeout, nil)
+}
+
+// DialTLS is Dial with TLS: with tlsConfig (pki.LoadClientTLS builds one)
+// every endpoint must be https://, and the client presents tlsConfig's
+// certificate to etcd. Leave tlsConfig.ServerName empty: each endpoint's
+// host is then checked against the certificate of the member it reaches.
+// With a nil tlsConfig it is Dial.
+//
+// When the cluster does not answer and TLS is in use, DialTLS then makes
+// one TLS connection of its own to each https endpoint (taking up to
+// dialTimeout more, and at least 2 s), so that the error says why
+// (unknown CA, name mismatch, certificate refused by etcd) instead of only
+// that the probe timed out.
+func DialTLS(ctx context.Context, endpoints []string, dialTimeout time.Duration, tlsConfig *tls.Config) (clusterstore.Store, error) {
+	if err := checkSchemes(endpoints, tlsConfig != nil); err != nil {
+		return nil, fmt.Errorf("dial etcd %v: %w", endpoints, err)
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
+		TLS:         tlsConfig,
 		DialTimeout: dialTimeout,
 		Context:     context.WithoutCancel(ctx),
 		// Requests carry up to DefaultMaxTxnOps operations; the client's
@@ -66,6 +88,11 @@ func Dial(ctx context.Context, endpoints []string, dialTimeout time.Duration) (c
 	defer cancel()
 	if _, err := cli.Get(pctx, clusterstore.Prefix, clientv3.WithCountOnly()); err != nil {
 		_ = cli.Close()
+		if tlsConfig != nil || anyHTTPS(endpoints) {
+			if why := diagnoseTLS(ctx, endpoints, dialTimeout, tlsConfig); why != nil {
+				return nil, fmt.Errorf("dial etcd %v: probe: %w; %w", endpoints, translate(err), why)
+			}
+		}
 		return nil, fmt.Errorf("dial etcd %v: probe: %w", endpoints, translate(err))
 	}
 	return &store{cli: cli, owned: true}, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/bulwarkhq/bulwark/config"
 	"github.com/bulwarkhq/bulwark/fencing"
 	"github.com/bulwarkhq/bulwark/fencing/redfish"
+	"github.com/bulwarkhq/bulwark/pki"
 	"github.com/bulwarkhq/bulwark/server"
 )
 
@@ -94,7 +96,7 @@ func loadServerConfig(c *cli.Context) (*config.Server, error) {
 		err = cfg.CheckFiles()
 	}
 	if err == nil {
-		err = refuseEtcdTLS(cfg.Etcd, cfg.Origin)
+		err = checkEtcdTLS(cfg.Etcd, cfg.Origin)
 	}
 	if err != nil {
 		return nil, configExit(config.KindServer, err)
@@ -108,7 +110,7 @@ func loadAgentConfig(c *cli.Context) (*config.Agent, error) {
 		err = cfg.CheckFiles()
 	}
 	if err == nil {
-		err = refuseEtcdTLS(cfg.Etcd, cfg.Origin)
+		err = checkEtcdTLS(cfg.Etcd, cfg.Origin)
 	}
 	if err != nil {
 		return nil, configExit(config.KindAgent, err)
@@ -116,28 +118,30 @@ func loadAgentConfig(c *cli.Context) (*config.Agent, error) {
 	return cfg, nil
 }
 
-// etcdTLSNote explains why TLS files for etcd stop a daemon for now.
-const etcdTLSNote = "this version of bulwarkd checks the etcd TLS files but cannot use them yet " +
-	"(TLS to etcd comes with a later release); rather than fail to connect it refuses to start. " +
-	"Until then leave etcd.ca_file, cert_file and key_file unset and use etcd's plain-http client " +
-	"listener on a private network (docs/install.md, \"TLS to etcd: status\")"
-
-// refuseEtcdTLS stops a daemon whose configuration asks for TLS to etcd,
-// which the etcd client cannot do yet (config.Etcd.TLSConfig is ready for
-// it).
-func refuseEtcdTLS(e config.Etcd, origin func(string) config.Origin) error {
+// etcdTLS is the TLS configuration for etcd from the etcd.ca_file,
+// cert_file and key_file settings; nil when none is set (plain http).
+// ServerName stays empty: the etcd client checks each endpoint's host
+// against the certificate of the member it reaches.
+func etcdTLS(e config.Etcd) (*tls.Config, error) {
 	if !e.TLSEnabled() {
-		return nil
+		return nil, nil
 	}
-	key := "etcd.ca_file"
-	switch {
-	case e.CAFile != "":
-	case e.CertFile != "":
-		key = "etcd.cert_file"
-	default:
-		key = "etcd.key_file"
+	return pki.LoadClientTLS(e.CAFile, e.CertFile, e.KeyFile, "")
+}
+
+// checkEtcdTLS builds the etcd TLS configuration once at start, so that
+// an expired certificate, a key that is not the certificate's or a
+// certificate that cannot authenticate a client stops the daemon with the
+// place of the setting that names the file, rather than as a timeout when
+// etcd refuses the handshake.
+func checkEtcdTLS(e config.Etcd, origin func(string) config.Origin) error {
+	_, err := etcdTLS(e)
+	var fe *pki.FileError
+	if err == nil || !errors.As(err, &fe) {
+		return err
 	}
-	return &config.Error{Problems: []config.Problem{{Origin: origin(key), Key: key, Msg: etcdTLSNote}}}
+	key := "etcd." + fe.Setting
+	return &config.Error{Problems: []config.Problem{{Origin: origin(key), Key: key, Msg: fe.Path + ": " + fe.Err.Error()}}}
 }
 
 func configExit(kind config.Kind, err error) error {
@@ -174,10 +178,11 @@ func configCommand() *cli.Command {
 				"problem with its file, line and reason: unknown or duplicate keys, values of the wrong\n" +
 				"shape, invalid values, settings that need each other. It then checks that the files the\n" +
 				"config names (etcd TLS certificates and key; the fence devices' password and CA files,\n" +
-				"which must not be accessible to group or others) exist and parse, as the user running\n" +
-				"the check; run it as the daemon's user to be sure (bulwark for the server, root for the\n" +
-				"agent). Environment variables and flags are not applied; a fence device's password_env\n" +
-				"that is not set in the check's own environment is a warning.\n\n" +
+				"which must not be accessible to group or others) exist and parse, and that the etcd\n" +
+				"client certificate matches its key, has not expired and may authenticate a client, as\n" +
+				"the user running the check; run it as the daemon's user to be sure (bulwark for the\n" +
+				"server, root for the agent). Environment variables and flags are not applied; a fence\n" +
+				"device's password_env that is not set in the check's own environment is a warning.\n\n" +
 				"Whether a file is a server or an agent config is read from its top-level `kind:` key\n" +
 				"(kind: server or kind: agent; the packaged files have one), or given with --kind; if both\n" +
 				"are present they must agree.\n\n" +
@@ -206,6 +211,14 @@ func configCommand() *cli.Command {
 					if err == nil && !c.Bool("skip-files") {
 						err = cfg.CheckFiles()
 					}
+					if err == nil && !c.Bool("skip-files") {
+						switch cfg := cfg.(type) {
+						case *config.Server:
+							err = checkEtcdTLS(cfg.Etcd, cfg.Origin)
+						case *config.Agent:
+							err = checkEtcdTLS(cfg.Etcd, cfg.Origin)
+						}
+					}
 					if err != nil {
 						fmt.Fprintln(c.App.ErrWriter, err)
 						failed++
@@ -229,11 +242,9 @@ func configCommand() *cli.Command {
 // not safe; with files, also the fence devices' password variables missing
 // from this environment.
 func configWarnings(cfg config.Config, files bool) []string {
-	var e config.Etcd
 	var w []string
 	switch c := cfg.(type) {
 	case *config.Server:
-		e = c.Etcd
 		for _, d := range c.Fencing.Devices() {
 			if d.Insecure {
 				w = append(w, fmt.Sprintf("%s: %s: the BMC's TLS certificate is not verified: whoever can answer for %s "+
@@ -246,15 +257,10 @@ func configWarnings(cfg config.Config, files bool) []string {
 			}
 		}
 	case *config.Agent:
-		e = c.Etcd
 		//lint:ignore SA1019 reading the deprecated section is how its users are warned
 		if c.BMC != (config.BMC{}) {
 			w = append(w, bmcDeprecated)
 		}
-	}
-	if e.TLSEnabled() {
-		w = append([]string{"etcd TLS files are checked, but this version of bulwarkd cannot use them yet and refuses to start " +
-			"while they are set (docs/install.md, \"TLS to etcd: status\")"}, w...)
 	}
 	return w
 }

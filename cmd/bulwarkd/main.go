@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +42,7 @@ func main() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BULWARK_LOG_LEVEL"}},
 		},
-		Commands: []*cli.Command{serverCommand(), agentCommand(), configCommand(), devCommand(), bmcCommand(), benchCommand()},
+		Commands: []*cli.Command{serverCommand(), agentCommand(), configCommand(), devCommand(), bmcCommand(), benchCommand(), tokenCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -112,8 +113,15 @@ func serverCommand() *cli.Command {
 				return err
 			}
 			defer store.Close()
+			apiTLS, err := serverTLS(cfg)
+			if err != nil {
+				return configExit(config.KindServer, err)
+			}
+			if !cfg.AuthRequired {
+				log.Warn("API AUTHENTICATION IS OFF (auth.required: false): anyone who reaches the API can fence hosts and delete workloads")
+			}
 			srv, err := server.New(server.Config{Name: name, Listen: cfg.Listen, Store: store, SessionTTL: cfg.SessionTTL, Log: log,
-				Fencing: fc, OnReady: notifier(log, "READY=1")})
+				Fencing: fc, OnReady: notifier(log, "READY=1"), Auth: server.AuthConfig{Required: cfg.AuthRequired}, TLS: apiTLS})
 			if err != nil {
 				return err
 			}
@@ -131,7 +139,11 @@ func daemonContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 }
 
 func dialEtcd(ctx context.Context, e config.Etcd) (clusterstore.Store, error) {
-	store, err := etcdstore.Dial(ctx, e.Endpoints, e.DialTimeout)
+	tlsConfig, err := etcdTLS(e)
+	if err != nil {
+		return nil, fmt.Errorf("etcd TLS: %w", err)
+	}
+	store, err := etcdstore.DialTLS(ctx, e.Endpoints, e.DialTimeout, tlsConfig)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %v: %w", e.Endpoints, err)
 	}
@@ -248,6 +260,10 @@ func printTour(cl *devcluster.Cluster, dataDir, driver string) {
 	if api != "http://127.0.0.1:7370" {
 		env = "export BULWARK_API=" + api + "\n  "
 	}
+	tokenFile := filepath.Join(dataDir, devcluster.AdminTokenFile)
+	if dataDir != defaultDataDir() {
+		env += "export BULWARK_TOKEN_FILE=" + tokenFile + "\n  "
+	}
 	try := `bulwarkctl vm create web1 --cpus 1 --memory 256MiB
   bulwarkctl workload show web1`
 	if driver == devcluster.DriverContainerd {
@@ -262,7 +278,8 @@ func printTour(cl *devcluster.Cluster, dataDir, driver string) {
 	}
 	fmt.Printf(`
 Bulwark dev cluster is up: %d hosts (%s), driver %s.
-  API:       %s
+  API:       %s (admin token in %s; bulwarkctl finds it there)
+  dashboard: %s/ui/
   etcd:      %s
   host logs: %s/hosts/<host>/agent.log
 
@@ -274,5 +291,5 @@ Try, from another shell:
   bulwarkctl workload delete web1
 
 Press Ctrl-C to stop everything.
-`, len(cl.HostNames()), strings.Join(cl.HostNames(), ", "), driver, api, strings.Join(cl.EtcdEndpoints(), ","), dataDir, env, try)
+`, len(cl.HostNames()), strings.Join(cl.HostNames(), ", "), driver, api, tokenFile, api, strings.Join(cl.EtcdEndpoints(), ","), dataDir, env, try)
 }

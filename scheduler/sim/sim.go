@@ -24,9 +24,19 @@
 //	fencedev fail|ok NAME     # the device fails every operation / works
 //	leader restart            # a new leader: the detector's memory is gone
 //	leader stop|start         # no leader for a while, then a new one
+//	maintenance on|off HOST   # what `bulwarkctl node maintenance` writes
+//	drain HOST [batch=N] [timeout=D]  # what `bulwarkctl node drain --yes` starts
+//	drain-plan HOST [batch=N] # the plan `node drain` shows first (changes nothing)
+//	drain-status HOST         # the drain's progress, as GET /v1/nodes/HOST/drain
+//	reset NAME                # what `bulwarkctl workload reset` asks for
+//	agents on|off             # simulated agents: each host reports what is
+//	                          # allocated to it running and stops the rest
+//	agent slow|ok HOST        # a slow agent keeps reporting "stopping"
+//	agent fail NAME           # NAME's host gives up on it (restart limit)
 //
 // Host timing for watchdog fencing: host add ... ttl=3s self=2s.
-// Settings also take watchdog=true and watchdog-timeout=DURATION.
+// Settings also take watchdog=true, watchdog-timeout=DURATION and
+// failure-timeout=DURATION.
 //
 // Values with spaces are quoted: require="rack in (r1,r2)".
 package sim
@@ -68,6 +78,14 @@ type Sim struct {
 	out     strings.Builder
 	prev    *clusterstore.Snapshot
 	seq     int
+	// Simulated agents (agents on): hosts that are slow to stop, and the
+	// epoch each failing workload fails at.
+	agents  bool
+	slow    map[string]bool
+	failing map[string]int64
+	// onRound, if set, is called after every evaluation and agent round
+	// (tests check invariants there).
+	onRound func() error
 }
 
 // Epoch is the simulated clock's start.
@@ -76,7 +94,7 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // New builds a simulation around a scheduler.
 func New(sched scheduler.Scheduler) (*Sim, error) {
 	s := &Sim{ctx: context.Background(), now: Epoch, sched: sched, leases: map[string]clusterstore.LeaseID{},
-		devices: map[string][]*device{}, byName: map[string]*device{}}
+		devices: map[string][]*device{}, byName: map[string]*device{}, slow: map[string]bool{}, failing: map[string]int64{}}
 	s.store = memory.New(memory.WithClock(func() time.Time { return s.now }))
 	if err := s.newLeader(); err != nil {
 		return nil, err
@@ -240,6 +258,27 @@ func (s *Sim) Exec(line string) error {
 		default:
 			return fmt.Errorf("usage: leader restart|stop|start")
 		}
+	case "maintenance":
+		err = s.maintenance(f[1:])
+	case "drain":
+		err = s.drain(f[1:])
+	case "drain-plan":
+		return s.drainPlan(f[1:])
+	case "drain-status":
+		return s.drainStatus(f[1:])
+	case "reset":
+		if len(f) != 2 {
+			return fmt.Errorf("usage: reset NAME")
+		}
+		req := api.ResetRequest{Schema: api.SchemaVersion, Workload: f[1], By: "sim", At: s.now}
+		err = s.put(clusterstore.Put(clusterstore.ResetKey(f[1]), clusterstore.Encode(req)))
+	case "agents":
+		if len(f) != 2 || f[1] != "on" && f[1] != "off" {
+			return fmt.Errorf("usage: agents on|off")
+		}
+		s.agents = f[1] == "on"
+	case "agent":
+		err = s.agent(f[1:])
 	case "explain":
 		return s.explain(f[1:])
 	case "check":
@@ -255,13 +294,25 @@ func (s *Sim) Exec(line string) error {
 
 // settle runs evaluations until nothing changes (bounded), then logs the diff.
 func (s *Sim) settle() error {
-	for i := 0; i < 20 && !s.stopped; i++ {
+	rounds := 20
+	if s.agents {
+		rounds = 200 // a drain takes several rounds per batch
+	}
+	for i := 0; i < rounds && !s.stopped; i++ {
 		_, before, err := s.store.List(s.ctx, clusterstore.Prefix, 0)
 		if err != nil {
 			return err
 		}
 		if _, err := s.eval.Evaluate(s.ctx); err != nil {
 			return fmt.Errorf("evaluate: %w", err)
+		}
+		if err := s.agentsStep(); err != nil {
+			return fmt.Errorf("agents: %w", err)
+		}
+		if s.onRound != nil {
+			if err := s.onRound(); err != nil {
+				return err
+			}
 		}
 		_, after, _ := s.store.List(s.ctx, clusterstore.Prefix, 0)
 		if after == before {
@@ -459,6 +510,12 @@ func (s *Sim) settings(args []string) error {
 				return err
 			}
 			st.WatchdogTimeout = api.Duration(d)
+		case "failure-timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return err
+			}
+			st.FailureTimeout = api.Duration(d)
 		case "reserve-cpus":
 			st.ReservedCPUs, _ = strconv.Atoi(v)
 		case "reserve-mem":

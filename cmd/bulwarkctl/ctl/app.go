@@ -66,11 +66,19 @@ http://127.0.0.1:7370. The global options --api and -o may also be given
 after the command, e.g. "bulwarkctl node list -o json".
 Run "bulwarkctl COMMAND --help" for the details of each command.
 
+Output: tables by default; -o json or -o yaml print the server's records
+(the same field names in both) for scripts. Shell completion: see
+"bulwarkctl completion --help".
+
 Exit status:
-   0  success
+   0  success: the command did what it says. "node drain" exits 0 only if
+      the host was emptied (its drain is complete); "whatif" exits 0 also
+      when it finds unsafe hosts (read its answer, or -o json).
    1  any error: invalid input or usage, or a question not confirmed (then
-      nothing is sent to the server), the server refused the request, or
-      the server could not be reached.
+      nothing is sent to the server), the server refused the request, the
+      server could not be reached, a drain that ended incomplete or timed
+      out, a reset the leader has not applied yet, or a wait (--wait,
+      drain) that ran out of time or was interrupted with Ctrl-C.
       The reason is printed to standard error as "error: ...".`
 
 // NewApp returns the bulwarkctl application. Command output goes to stdout,
@@ -94,6 +102,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		whatIfCommand(),
 		statusCommand(),
 		devCommand(),
+		completionCommand(),
 	}
 	app := &cli.App{
 		Name:        "bulwarkctl",
@@ -108,7 +117,10 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		DisableSliceFlagSeparator: true,
 		// Errors are returned to main, which prints them and exits.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError:   usageError,
+		// "bulwarkctl ... --generate-bash-completion" lists what may come
+		// next; the scripts of "bulwarkctl completion" use it.
+		EnableBashCompletion: true,
+		OnUsageError:         usageError,
 		Before: func(c *cli.Context) error {
 			// Check a root-level -o early, before any command runs.
 			_, err := outputFormat(c)
@@ -152,12 +164,12 @@ func globalFlags(root bool) []cli.Flag {
 	out := &cli.StringFlag{
 		Name:    "output",
 		Aliases: []string{"o"},
-		Usage:   "output `FORMAT`: table or json",
+		Usage:   "output `FORMAT`: table, json or yaml",
 	}
 	if root {
 		out.Value = string(formatTable)
 	}
-	return []cli.Flag{api, out}
+	return append([]cli.Flag{api, out}, credentialFlags(root)...)
 }
 
 // withGlobal appends the global flags to a command's own flags, so that they
@@ -240,6 +252,9 @@ func newSession(c *cli.Context) (*session, error) {
 	}
 	cl := client.New(base, nil)
 	cl.SetUserAgent("bulwarkctl/" + Version)
+	if err := applyCredentials(c, cl); err != nil {
+		return nil, err
+	}
 	ctx := c.Context
 	if ctx == nil {
 		ctx = context.Background()

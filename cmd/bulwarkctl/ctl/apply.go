@@ -161,8 +161,8 @@ func applyExisting(s *session, spec api.WorkloadSpec) error {
 		return fmt.Errorf("workload %q already exists with a different %s; changing an existing workload is not supported yet: delete it first (bulwarkctl workload delete %s --wait), then apply again",
 			spec.Name, strings.Join(diff, ", "), spec.Name)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, cur)
+	if s.format != formatTable {
+		return s.print(cur)
 	}
 	fmt.Fprintf(s.out, "%s %q unchanged\n", cur.Kind, cur.Name)
 	return nil

@@ -79,6 +79,8 @@ fetches the image when it starts the container.
       several, e.g. --publish 192.0.2.10:80:8080 --publish 192.0.2.10:53:5353/udp
       --publish [2001:db8::10]:443:8443
 
+` + checkFlagsHelp(false) + `
+
 The input is checked first; if it is invalid, nothing is sent to the server.
 
 Examples:
@@ -87,6 +89,8 @@ Examples:
    bulwarkctl container run job-1 --image busybox:1.36 --restart never -- sh -c 'echo hello'
    bulwarkctl container run api-1 --image registry.example/api:2.0 --env PORT=8080 --env LOG_LEVEL=debug --label tier=api --anti-affinity api --spread-by rack
    bulwarkctl container run web-3 --image nginx:1.27 --vip 192.0.2.10 --publish 192.0.2.10:80:80 --volume web-content
+   bulwarkctl container run web-4 --image nginx:1.27 --check http:80/ --check-interval 5s --check-failures 2
+   bulwarkctl container run pg-1 --image postgres:16 --check 'exec:pg_isready -U postgres' --check-grace 2m
    bulwarkctl container run cache-1 --image redis:7 --cpus 2 --memory 1GiB --restart on-failure -o json`,
 		// Every argument, flags and "--" included, goes to leafWithCommand,
 		// which tells the command after "--" apart from the flags.

@@ -275,7 +275,7 @@ func TestBadInputSendsNothing(t *testing.T) {
 		{"delete wait bad timeout", "", []string{"workload", "delete", "web-1", "--wait", "--timeout", "0s"}, []string{"--timeout must be positive"}},
 		{"node show without name", "", []string{"node", "show"}, []string{"missing NAME"}},
 		{"list with argument", "", []string{"workload", "list", "web-1"}, []string{"unexpected arguments"}},
-		{"bad -o before command", "", []string{"-o", "yaml", "node", "list"}, []string{`invalid output format "yaml": use -o table or -o json`}},
+		{"bad -o before command", "", []string{"-o", "xml", "node", "list"}, []string{`invalid output format "xml": use -o table, -o json or -o yaml`}},
 		{"bad -o after command", "", []string{"node", "list", "-o", "wide"}, []string{`invalid output format "wide"`}},
 		{"bad -o on create", "", []string{"vm", "create", "web-1", "--output", "xml"}, []string{`invalid output format "xml"`}},
 		{"unknown command", "", []string{"nodez", "list"}, []string{`unknown command "nodez"`, `did you mean "node"`}},

@@ -114,8 +114,8 @@ func devFault(c *cli.Context, args []string) error {
 		}
 		return explain(err, "node", host)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, res)
+	if s.format != formatTable {
+		return s.print(res)
 	}
 	fmt.Fprintf(s.out, "%s: %s %s\n", orDash(res.Host), orDash(res.Fault), orDash(res.Status))
 	if fault != "heal" {

@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +36,8 @@ clock) or those since an RFC 3339 time such as 2025-06-01T12:00:00Z.
 
 With --follow (-f), bulwarkctl then keeps printing matching events as they
 happen, until you press Ctrl-C. With -o json it prints a JSON array, or
-with --follow one JSON object per line (NDJSON).
+with --follow one JSON object per line (NDJSON); with -o yaml a YAML
+list, or with --follow one YAML document ("---") per event.
 
 TIME is in this machine's local time zone; -o json gives the exact time.
 
@@ -128,8 +128,8 @@ func eventsRun(c *cli.Context, args []string) error {
 	if evs == nil {
 		evs = []api.Event{}
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, evs)
+	if s.format != formatTable {
+		return s.print(evs)
 	}
 	if len(evs) == 0 {
 		fmt.Fprintln(s.errw, "no events match")
@@ -155,10 +155,9 @@ func followEvents(s *session, f client.EventFilter) error {
 	}
 	defer st.Close()
 	fl, _ := s.out.(interface{ Flush() error })
-	if s.format != formatJSON {
+	if s.format == formatTable {
 		printEventRow(s.out, "TIME", "TYPE", "HOST", "WORKLOAD", "MESSAGE")
 	}
-	enc := json.NewEncoder(s.out)
 	for {
 		e, err := st.Next()
 		if s.ctx.Err() != nil {
@@ -170,8 +169,8 @@ func followEvents(s *session, f client.EventFilter) error {
 		if err != nil {
 			return fmt.Errorf("the event stream broke off: %w; run the command again, with --since, to go on", err)
 		}
-		if s.format == formatJSON {
-			if err := enc.Encode(e); err != nil {
+		if s.format != formatTable {
+			if err := printStreamed(s.out, s.format, e); err != nil {
 				return err
 			}
 		} else {

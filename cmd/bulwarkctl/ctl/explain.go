@@ -64,8 +64,8 @@ func explainWorkload(c *cli.Context, args []string) error {
 		e.Hosts = []api.HostVerdict{}
 	}
 	sortVerdicts(e.Hosts)
-	if s.format == formatJSON {
-		return printJSON(s.out, e)
+	if s.format != formatTable {
+		return s.print(e)
 	}
 	fmt.Fprintln(s.out, explanationHeader(e))
 	if len(e.Hosts) == 0 {

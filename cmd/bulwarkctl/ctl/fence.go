@@ -152,10 +152,10 @@ func nodeFence(c *cli.Context, args []string) error {
 		return fenceError(err, host, confirmOff)
 	}
 	switch {
-	case s.format == formatJSON && res.Record != nil:
-		return printJSON(s.out, res.Record)
-	case s.format == formatJSON:
-		return printJSON(s.out, res.Request)
+	case s.format != formatTable && res.Record != nil:
+		return s.print(res.Record)
+	case s.format != formatTable:
+		return s.print(res.Request)
 	case res.Record != nil:
 		fmt.Fprintf(s.out, "%s is recorded as powered off (%s); its workloads are restarted elsewhere.\nOnce it is repaired, let it back in with: bulwarkctl node clear %s\n",
 			host, orDash(res.Record.PowerState), host)
@@ -200,8 +200,8 @@ func nodeClear(c *cli.Context, args []string) error {
 	if err != nil {
 		return explain(err, "node", host)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, res)
+	if s.format != formatTable {
+		return s.print(res)
 	}
 	fmt.Fprintf(s.out, "%s %s: it may run workloads again once its agent holds its heartbeat (see: bulwarkctl node show %s)\n", host, orDash(res.Status), host)
 	return nil
@@ -220,8 +220,8 @@ func nodePowerOn(c *cli.Context, args []string) error {
 	if err != nil {
 		return powerOnError(err, host)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, res)
+	if s.format != formatTable {
+		return s.print(res)
 	}
 	fmt.Fprintf(s.out, "%s %s by %s at %s\n", host, orDash(res.Status), orDash(res.Device), orDash(res.At))
 	fmt.Fprintf(s.out, "If it was fenced, it takes no workloads until: bulwarkctl node clear %s\n", host)

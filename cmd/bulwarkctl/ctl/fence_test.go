@@ -388,7 +388,7 @@ func TestFencingBadInputSendsNothing(t *testing.T) {
 		{"fence two hosts", []string{"node", "fence", "host-1", "host-2", "--yes"}, []string{"too many arguments", "expected only HOST"}},
 		{"fence bad name", []string{"node", "fence", "Host_2", "--yes"}, []string{`node name "Host_2" is not a DNS label`, "nothing was sent"}},
 		{"fence unknown flag", []string{"node", "fence", "host-2", "--force"}, []string{"flag provided but not defined: --force", "bulwarkctl node fence --help"}},
-		{"fence bad -o", []string{"node", "fence", "host-2", "--yes", "-o", "yaml"}, []string{`invalid output format "yaml"`}},
+		{"fence bad -o", []string{"node", "fence", "host-2", "--yes", "-o", "xml"}, []string{`invalid output format "xml"`}},
 		{"fence bad bool", []string{"node", "fence", "host-2", "--confirm-off=maybe"}, []string{`invalid value "maybe"`}},
 		{"clear without host", []string{"node", "clear", "-y"}, []string{"missing HOST"}},
 		{"clear bad name", []string{"node", "clear", "-bad-", "-y"}, []string{"flag provided but not defined: -bad-"}},

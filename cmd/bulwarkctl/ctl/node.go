@@ -17,12 +17,17 @@ import (
 func nodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "node",
-		UsageText: "bulwarkctl node list|show|tasks|fence|clear|power-on [options] [NAME]",
+		UsageText: "bulwarkctl node list|show|tasks|maintenance|drain|undrain|fence|clear|power-on [options] [NAME]",
 		Aliases:   []string{"nodes"},
-		Usage:     "show the hosts (nodes) of the cluster and what they run; fence, clear and power on a host",
+		Usage:     "show the hosts (nodes) of the cluster and what they run; maintenance and drains; fence, clear and power on a host",
 		Description: `A node is a host that runs a Bulwark agent. The agent registers the host's
 CPUs and memory and keeps a heartbeat; the scheduler places workloads on
 ready nodes only. "tasks" asks a host's agent what its driver really runs.
+
+"maintenance on" takes a host out of service: nothing new is placed there
+and what runs there stays. "drain" shows which workload would go where,
+asks, then moves them off in batches; "undrain" (or "maintenance off")
+puts the host back in service.
 
 When a host stops renewing its heartbeat, the leader declares it lost,
 powers it off through its fence device (its BMC) and only then restarts its
@@ -34,11 +39,15 @@ Examples:
    bulwarkctl node list
    bulwarkctl node show node-a
    bulwarkctl node tasks node-a
+   bulwarkctl node maintenance on node-a --reason "firmware update"
+   bulwarkctl node drain node-a
+   bulwarkctl node undrain node-a
    bulwarkctl node fence node-a
    bulwarkctl node power-on node-a
    bulwarkctl node clear node-a`,
 		Subcommands: []*cli.Command{
 			nodeListCommand(), nodeShowCommand(), nodeTasksCommand(),
+			nodeMaintenanceCommand(), nodeDrainCommand(), nodeUndrainCommand(),
 			nodeFenceCommand(), nodeClearCommand(), nodePowerOnCommand(),
 		},
 	}
@@ -58,7 +67,11 @@ const nodeStatesHelp = `   ready      its agent holds its heartbeat lease; it ta
               restarted elsewhere
    recovered  fenced, and none of its workloads is placed on it any more
 A fenced or recovered host stays so, and takes no workloads, until
-"bulwarkctl node clear" lets it back in.`
+"bulwarkctl node clear" lets it back in.
+A host in maintenance has ",maintenance" after its state (",draining"
+while a drain moves its workloads off, ",drained" once one emptied it):
+nothing new is placed there until "bulwarkctl node maintenance off" (or
+"node undrain").`
 
 func nodeListCommand() *cli.Command {
 	return &cli.Command{
@@ -67,8 +80,9 @@ func nodeListCommand() *cli.Command {
 		Usage:   "list the nodes with their state and resource use",
 		Description: `Lists every registered node, sorted by name:
    NAME       the host's name
-   STATE      ready, down, suspect, lost, fencing, fenced or recovered
-              (see below)
+   STATE      ready, down, suspect, lost, fencing, fenced or recovered,
+              with ",maintenance", ",draining" or ",drained" while in
+              maintenance (see below)
    FENCING    whether Bulwark can power the host off: ok (a fence device
               answered), none (no fence device is configured: after a
               failure its workloads wait for "node fence --confirm-off",
@@ -99,7 +113,8 @@ func nodeShowCommand() *cli.Command {
 		Aliases:   []string{"get"},
 		Usage:     "show one node in detail",
 		ArgsUsage: "NAME",
-		Description: `Shows one node: its state and why (Reason), whether Bulwark can fence
+		Description: `Shows one node: its state and why (Reason), whether it is in maintenance
+(since when, by whom, why) and how its last drain went, whether Bulwark can fence
 it (Fencing: ok, none, or unfenceable with the reason), resources used and
 total, labels, the workload driver its agent runs, when it registered, and
 the agent's timing: Lease TTL is how long the heartbeat lease outlives the
@@ -177,8 +192,8 @@ func nodeTasks(c *cli.Context, args []string) error {
 		}
 		return tasks[i].Epoch < tasks[j].Epoch
 	})
-	if s.format == formatJSON {
-		return printJSON(s.out, tasks)
+	if s.format != formatTable {
+		return s.print(tasks)
 	}
 	if len(tasks) == 0 {
 		fmt.Fprintf(s.errw, "the driver of %s runs no workloads\n", host)
@@ -222,8 +237,8 @@ func nodeList(c *cli.Context, args []string) error {
 		nodes = []api.NodeView{}
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	if s.format == formatJSON {
-		return printJSON(s.out, nodes)
+	if s.format != formatTable {
+		return s.print(nodes)
 	}
 	if len(nodes) == 0 {
 		fmt.Fprintln(s.errw, "no nodes are registered yet: start a Bulwark agent on a host (or run `bulwarkd dev`)")
@@ -232,7 +247,7 @@ func nodeList(c *cli.Context, args []string) error {
 	tw := newTable(s.out)
 	row(tw, "NAME", "STATE", "FENCING", "CPU", "MEMORY", "WORKLOADS")
 	for _, n := range nodes {
-		row(tw, n.Name, orDash(string(n.State)), orDash(truncate(n.Fencing, fencingWidth)),
+		row(tw, n.Name, hostState(n), orDash(truncate(n.Fencing, fencingWidth)),
 			fmt.Sprintf("%d/%d", n.CPUsUsed, n.CPUs),
 			usedOfTotal(n.MemoryUsed, n.Memory),
 			strconv.Itoa(n.Workloads))
@@ -256,13 +271,17 @@ func nodeShow(c *cli.Context, args []string) error {
 	if err != nil {
 		return explain(err, "node", name)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, n)
+	if s.format != formatTable {
+		return s.print(n)
 	}
 	tw := newTable(s.out)
 	row(tw, "Name:", n.Name)
-	row(tw, "State:", orDash(string(n.State)))
+	row(tw, "State:", hostState(*n))
 	row(tw, "Reason:", orDash(strings.Join(strings.Fields(n.Reason), " ")))
+	row(tw, "Maintenance:", maintenanceText(n.Maintenance))
+	if n.Maintenance != nil && n.Maintenance.Drain != nil {
+		row(tw, "Drain:", drainText(n.Maintenance.Drain))
+	}
 	row(tw, "Fencing:", fencingText(n.Fencing))
 	row(tw, "CPU:", fmt.Sprintf("%d/%d used", n.CPUsUsed, n.CPUs))
 	row(tw, "Memory:", usedOfTotal(n.MemoryUsed, n.Memory)+" used")

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/api/client"
 )
@@ -22,6 +24,7 @@ type format string
 const (
 	formatTable format = "table"
 	formatJSON  format = "json"
+	formatYAML  format = "yaml"
 )
 
 func parseFormat(s string) (format, error) {
@@ -30,8 +33,44 @@ func parseFormat(s string) (format, error) {
 		return formatTable, nil
 	case formatJSON:
 		return formatJSON, nil
+	case formatYAML, "yml":
+		return formatYAML, nil
 	}
-	return "", fmt.Errorf("invalid output format %q: use -o table or -o json", s)
+	return "", fmt.Errorf("invalid output format %q: use -o table, -o json or -o yaml", s)
+}
+
+// printData writes v in a data format: indented JSON, or YAML with the
+// same field names (the JSON is converted, so both say the same).
+func printData(w io.Writer, f format, v any) error {
+	if f == formatYAML {
+		return printYAML(w, v)
+	}
+	return printJSON(w, v)
+}
+
+// print writes v in the session's data format (-o json or -o yaml).
+func (s *session) print(v any) error { return printData(s.out, s.format, v) }
+
+// printYAML writes v as YAML: its JSON encoding, converted.
+func printYAML(w io.Writer, v any) error {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding YAML output: %w", err)
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// printStreamed writes one item of a stream (events --follow, status
+// --watch): a JSON object on one line, or a YAML document after "---".
+func printStreamed(w io.Writer, f format, v any) error {
+	if f == formatYAML {
+		if _, err := io.WriteString(w, "---\n"); err != nil {
+			return err
+		}
+		return printYAML(w, v)
+	}
+	return json.NewEncoder(w).Encode(v)
 }
 
 // printJSON writes v as indented JSON followed by a newline.

@@ -36,7 +36,14 @@ const settingsHelp = `The settings apply to the whole cluster and steer the sche
                             operator (bulwarkctl node fence --confirm-off)
    watchdog-timeout         the hardware watchdog's timeout on the hosts,
                             e.g. 60s, up to 1h; needed with
-                            watchdog-fencing (default 0: unset)`
+                            watchdog-fencing (default 0: unset)
+   failure-timeout          how long a workload must go without failing
+                            before its failure count (its reschedules after
+                            its host gave up on it, at most 3) expires; a
+                            workload that reached the limit is tried again
+                            that long after its host gave up. 0 means never
+                            ("bulwarkctl workload reset" clears it by hand);
+                            e.g. 30m, up to 720h (default 10m)`
 
 func settingsCommand() *cli.Command {
 	return &cli.Command{
@@ -61,8 +68,9 @@ func settingsShowCommand() *cli.Command {
 		Description: `Shows the settings in effect; until an operator changes them these are
 the defaults. With -o json it prints the API's settings object (fields
 strategy, preemption, tolerate_host_failures, reserved_cpus,
-reserved_memory, and watchdog_fencing and watchdog_timeout, which are
-left out while off and unset).
+reserved_memory, failure_timeout, and watchdog_fencing and
+watchdog_timeout, which are left out while off and unset); -o yaml the
+same as YAML.
 
 Examples:
    bulwarkctl settings show
@@ -92,7 +100,8 @@ Examples:
    bulwarkctl settings set --strategy spread
    bulwarkctl settings set --preemption=true --tolerate-host-failures 1
    bulwarkctl settings set --reserved-cpus 2 --reserved-memory 4GiB -o json
-   bulwarkctl settings set --watchdog-fencing=true --watchdog-timeout 60s`,
+   bulwarkctl settings set --watchdog-fencing=true --watchdog-timeout 60s
+   bulwarkctl settings set --failure-timeout 30m`,
 		Flags: withGlobal(
 			// A flag left out keeps the current value, hence the DefaultText.
 			&cli.StringFlag{Name: "strategy", Usage: "`NAME` of the placement strategy: binpack or spread", DefaultText: "unchanged"},
@@ -102,6 +111,7 @@ Examples:
 			&cli.StringFlag{Name: "reserved-memory", Usage: "memory `SIZE` kept back on every host, e.g. 2GiB", DefaultText: "unchanged"},
 			&cli.BoolFlag{Name: "watchdog-fencing", Usage: "count a lost host without a working fence device as fenced after T + T_self + the watchdog timeout (--watchdog-fencing=false to turn off)", DefaultText: "unchanged"},
 			&cli.StringFlag{Name: "watchdog-timeout", Usage: "the hosts' hardware watchdog timeout `DURATION`, e.g. 60s, up to 1h; needed with --watchdog-fencing", DefaultText: "unchanged"},
+			&cli.StringFlag{Name: "failure-timeout", Usage: "a workload's failure count expires after this `DURATION` without a failure, e.g. 30m; 0: never", DefaultText: "unchanged"},
 		),
 		Action: leaf(settingsSet),
 	}
@@ -122,6 +132,12 @@ var settingFields = []settingField{
 	{"Reserved memory:", "reserved-memory", func(s api.Settings) string { return s.ReservedMemory.String() }},
 	{"Watchdog fencing:", "watchdog-fencing", func(s api.Settings) string { return strconv.FormatBool(s.WatchdogFencing) }},
 	{"Watchdog timeout:", "watchdog-timeout", func(s api.Settings) string { return s.WatchdogTimeout.String() }},
+	{"Failure timeout:", "failure-timeout", func(s api.Settings) string {
+		if s.FailureTimeout == 0 {
+			return "0s (never)"
+		}
+		return s.FailureTimeout.String()
+	}},
 }
 
 func settingsShow(c *cli.Context, args []string) error {
@@ -140,8 +156,8 @@ func settingsShow(c *cli.Context, args []string) error {
 }
 
 func (s *session) printSettings(st *api.Settings) error {
-	if s.format == formatJSON {
-		return printJSON(s.out, st)
+	if s.format != formatTable {
+		return s.print(st)
 	}
 	tw := newTable(s.out)
 	for _, f := range settingFields {
@@ -242,8 +258,17 @@ func settingsChanges(c *cli.Context) ([]settingsChange, error) {
 		v := api.Duration(d)
 		changes = append(changes, func(s *api.Settings) { s.WatchdogTimeout = v })
 	}
+	if c.IsSet("failure-timeout") {
+		raw := strings.TrimSpace(c.String("failure-timeout"))
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--failure-timeout: %q is not a duration: use a number with a unit, e.g. 10m or 1h, or 0 for never", raw))
+		}
+		v := api.Duration(d)
+		changes = append(changes, func(s *api.Settings) { s.FailureTimeout = v })
+	}
 	if len(changes) == 0 {
-		return nil, fmt.Errorf("nothing to change: give at least one of --strategy, --preemption, --tolerate-host-failures, --reserved-cpus, --reserved-memory, --watchdog-fencing or --watchdog-timeout (see '%s --help')", helpName(c))
+		return nil, fmt.Errorf("nothing to change: give at least one of --strategy, --preemption, --tolerate-host-failures, --reserved-cpus, --reserved-memory, --watchdog-fencing, --watchdog-timeout or --failure-timeout (see '%s --help')", helpName(c))
 	}
 	probe := api.DefaultSettings()
 	if c.IsSet("watchdog-fencing") && !c.IsSet("watchdog-timeout") {

@@ -14,6 +14,16 @@ import (
 var customSettings = api.Settings{
 	Schema: api.SchemaVersion, Strategy: api.StrategySpread, Preemption: true,
 	TolerateHostFailures: 1, ReservedCPUs: 2, ReservedMemory: 4 * api.GiB,
+	FailureTimeout: api.Duration(api.DefaultFailureTimeout),
+}
+
+// withDefaultFailureTimeout fills in the failure timeout a test case's
+// settings leave out: the one of customSettings, which they start from.
+func withDefaultFailureTimeout(s api.Settings) api.Settings {
+	if s.FailureTimeout == 0 {
+		s.FailureTimeout = customSettings.FailureTimeout
+	}
+	return s
 }
 
 func TestSettingsShow(t *testing.T) {
@@ -28,6 +38,7 @@ func TestSettingsShow(t *testing.T) {
 			"Reserved memory: 0B",
 			"Watchdog fencing: false",
 			"Watchdog timeout: 0s",
+			"Failure timeout: 10m0s",
 		}
 		if got := lines(r.stdout); !reflect.DeepEqual(got, want) {
 			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -100,7 +111,7 @@ func TestSettingsSet(t *testing.T) {
 					args = append([]string{"-o", "table"}, args...)
 				}
 				r := runCLI(t, f, "", args...).mustSucceed(t)
-				if got := f.currentSettings(); got != tt.want {
+				if got, want := f.currentSettings(), withDefaultFailureTimeout(tt.want); got != want {
 					t.Errorf("server has %+v, want %+v", got, tt.want)
 				}
 				if reqs := f.requestLog(); !reflect.DeepEqual(reqs, []string{"GET /v1/settings", "PUT /v1/settings"}) {
@@ -112,7 +123,7 @@ func TestSettingsSet(t *testing.T) {
 				if err := json.Unmarshal([]byte(puts[0]), &sent); err != nil {
 					t.Fatal(err)
 				}
-				for _, k := range []string{"strategy", "preemption", "tolerate_host_failures", "reserved_cpus", "reserved_memory"} {
+				for _, k := range []string{"strategy", "preemption", "tolerate_host_failures", "reserved_cpus", "reserved_memory", "failure_timeout"} {
 					if _, ok := sent[k]; !ok {
 						t.Errorf("PUT body lacks %q: %s", k, puts[0])
 					}
@@ -121,7 +132,7 @@ func TestSettingsSet(t *testing.T) {
 				if got[0] != tt.diff {
 					t.Errorf("first line %q, want %q", got[0], tt.diff)
 				}
-				if len(got) != 8 || !strings.HasPrefix(got[1], "Strategy: ") {
+				if len(got) != 9 || !strings.HasPrefix(got[1], "Strategy: ") {
 					t.Errorf("settings table missing:\n%s", r.stdout)
 				}
 			})
@@ -135,7 +146,7 @@ func TestSettingsSet(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 			t.Fatalf("%v\n%s", err, r.stdout)
 		}
-		if want := (api.Settings{Schema: 1, Strategy: api.StrategyBinpack, Preemption: true}); got != want {
+		if want := (api.Settings{Schema: 1, Strategy: api.StrategyBinpack, Preemption: true, FailureTimeout: api.Duration(api.DefaultFailureTimeout)}); got != want {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
 	})
@@ -199,7 +210,7 @@ func TestSettingsWatchdog(t *testing.T) {
 		f.setSettings(withWatchdog)
 		r := runCLI(t, f, "", "settings", "show").mustSucceed(t)
 		got := lines(r.stdout)
-		if len(got) != 7 || got[5] != "Watchdog fencing: true" || got[6] != "Watchdog timeout: 1m0s" {
+		if len(got) != 8 || got[5] != "Watchdog fencing: true" || got[6] != "Watchdog timeout: 1m0s" {
 			t.Errorf("got\n%s", r.stdout)
 		}
 		r = runCLI(t, f, "", "settings", "show", "-o", "json").mustSucceed(t)
@@ -287,5 +298,42 @@ func TestSettingsWatchdog(t *testing.T) {
 				t.Errorf("settings changed to %+v", got)
 			}
 		})
+	}
+}
+
+// TestSettingsFailureTimeout: --failure-timeout sets the quiet period
+// after which failure counts expire; 0 is never; bad values send nothing.
+func TestSettingsFailureTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		arg, diff string
+		want      time.Duration
+	}{
+		{"30m", "settings updated: failure-timeout 10m0s -> 30m0s", 30 * time.Minute},
+		{"0", "settings updated: failure-timeout 10m0s -> 0s (never)", 0},
+	} {
+		f := newFakeAPI(t)
+		f.setSettings(customSettings)
+		r := runCLI(t, f, "", "settings", "set", "--failure-timeout", tt.arg).mustSucceed(t)
+		if got := lines(r.stdout); got[0] != tt.diff {
+			t.Errorf("first line %q, want %q", got[0], tt.diff)
+		}
+		if got := f.currentSettings(); time.Duration(got.FailureTimeout) != tt.want {
+			t.Errorf("server has %v, want %v", got.FailureTimeout, tt.want)
+		}
+	}
+	f := newFakeAPI(t)
+	f.setSettings(customSettings)
+	for _, arg := range []string{"ten minutes", "-1m", "721h"} {
+		r := runCLI(t, f, "", "settings", "set", "--failure-timeout", arg)
+		if r.err == nil || !strings.Contains(r.err.Error(), "failure") {
+			t.Errorf("--failure-timeout %q: error %v", arg, r.err)
+		}
+	}
+	if reqs := f.requestLog(); len(reqs) != 0 {
+		t.Errorf("bad values sent requests: %v", reqs)
+	}
+	r := runCLI(t, f, "", "settings", "show", "-o", "yaml").mustSucceed(t)
+	if !strings.Contains(r.stdout, "failure_timeout: 10m0s\n") || !strings.Contains(r.stdout, "strategy: spread\n") {
+		t.Errorf("yaml:\n%s", r.stdout)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -32,7 +33,64 @@ func workloadFlags(defaultMemory string) []cli.Flag {
 		&cli.StringFlag{Name: "restart", Usage: "restart `POLICY` on the host: always (default), on-failure or never"},
 		&cli.StringSliceFlag{Name: "volume", Usage: "use the volume `NAME` (see bulwarkctl volume list); repeat for more"},
 		&cli.StringSliceFlag{Name: "vip", Usage: "take the floating IP `ADDR`, e.g. 192.0.2.10 (see bulwarkctl vip list); repeat for more"},
+		&cli.StringFlag{Name: "check", Usage: "health check `SPEC`: tcp:PORT, http:PORT/PATH or exec:COMMAND, e.g. http:8080/health"},
+		&cli.StringFlag{Name: "check-interval", Usage: "`DURATION` between health checks, 1s to 1h (default 10s)"},
+		&cli.StringFlag{Name: "check-timeout", Usage: "`DURATION` one health check may take, under the interval (default 2s, or half the interval if shorter)"},
+		&cli.IntFlag{Name: "check-failures", Value: api.DefaultCheckFailures, Usage: "`N` failed health checks in a row make it unhealthy, 1 to 100"},
+		&cli.StringFlag{Name: "check-grace", Usage: "start-up `DURATION` in which failed health checks do not count, 0s to 1h (default 30s)"},
 	}
+}
+
+// checkFlags are the flags that tune --check.
+var checkFlags = []string{"check-interval", "check-timeout", "check-failures", "check-grace"}
+
+// checkFlagsHelp documents --check and the flags that tune it; vm
+// selects the text for VMs.
+func checkFlagsHelp(vm bool) string {
+	noun := "container"
+	kinds := `--check SPEC: while the container runs, its host checks it with one of
+      tcp:PORT        connect to PORT: healthy if the connection opens,
+                      e.g. --check tcp:5432
+      http:PORT/PATH  GET /PATH on PORT: healthy on an answer 200-399
+                      (redirects are not followed), e.g.
+                      --check http:8080/healthz (http:PORT means PATH /)
+      exec:COMMAND    run COMMAND with /bin/sh -c inside the container,
+                      with its environment: healthy if it exits with
+                      status 0, e.g. --check 'exec:pg_isready -U app'
+                      (the image needs /bin/sh; quote COMMAND)
+      tcp and http connect from the host to 127.0.0.1 (containers share
+      the host's network), or to the container's floating IP while its
+      host holds it.`
+	if vm {
+		noun = "VM"
+		kinds = `--check SPEC: tcp:PORT (connect to PORT) or http:PORT/PATH (GET /PATH on
+      PORT, healthy on an answer 200-399), against the guest's address,
+      e.g. --check tcp:22 or --check http:80/healthz. Bulwark does not
+      know guests' addresses yet: the check is kept, the VM's health shows
+      "unknown" (check unsupported for VMs without a known guest
+      address), and it never restarts the VM. exec checks are for
+      containers.`
+	}
+	after := `
+      An unhealthy container is stopped and restarted like one that
+      crashed, under --restart: after 3 restarts in a row its host gives
+      up and Bulwark moves it to another host. "bulwarkctl workload show
+      NAME" shows its health (healthy, unhealthy or starting), and
+      "bulwarkctl events --type unhealthy" when its checks failed.`
+	if vm {
+		after = ""
+	}
+	return `Health check (optional):
+` + kinds + `
+--check-interval DURATION: time from one check to the next, 1s to 1h
+      (default 10s), e.g. 5s or 1m.
+--check-timeout DURATION: how long one check may take, less than the
+      interval (default 2s, or half the interval if that is shorter).
+--check-failures N: failed checks in a row that make the ` + noun + `
+      unhealthy, 1 to 100 (default 3).
+--check-grace DURATION: time after each start during which failed checks
+      do not count, 0s to 1h (default 30s); the first check that passes
+      ends it.` + after
 }
 
 // sharedFlagsHelp documents --volume and --vip; how a workload gets its
@@ -136,7 +194,61 @@ func specFromFlags(c *cli.Context, name string, kind api.Kind) (api.WorkloadSpec
 	for _, v := range c.StringSlice("vip") {
 		spec.VIPs = append(spec.VIPs, parseVIPFlag(v))
 	}
+	spec.Check, errs = checkFromFlags(c, errs)
 	return spec, errs
+}
+
+// checkFromFlags reads --check and the flags that tune it; nil without
+// --check. A flag left out leaves its default to the server (the field
+// stays zero). The ranges are left to spec.Validate, except for the
+// values that would read as "default" there (an explicit 0).
+func checkFromFlags(c *cli.Context, errs []error) (*api.HealthCheck, []error) {
+	if !c.IsSet("check") {
+		for _, f := range checkFlags {
+			if c.IsSet(f) {
+				errs = append(errs, fmt.Errorf("--%s tunes a health check: give the check too, e.g. --check http:8080/health", f))
+			}
+		}
+		return nil, errs
+	}
+	hc, err := api.ParseCheck(c.String("check"))
+	if err != nil {
+		return nil, append(errs, errors.New("--"+err.Error()))
+	}
+	duration := func(flag string) (api.Duration, bool) {
+		if !c.IsSet(flag) {
+			return 0, false
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(c.String(flag)))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s %q is not a duration: use e.g. 10s, 1m or 1m30s", flag, c.String(flag)))
+			return 0, false
+		}
+		return api.Duration(d), true
+	}
+	if d, ok := duration("check-interval"); ok {
+		if d == 0 {
+			errs = append(errs, fmt.Errorf("--check-interval 0s is too short: at least %s", api.MinCheckInterval))
+		}
+		hc.Interval = d
+	}
+	if d, ok := duration("check-timeout"); ok {
+		if d == 0 {
+			errs = append(errs, fmt.Errorf("--check-timeout 0s is too short: at least %s", api.MinCheckTimeout))
+		}
+		hc.Timeout = d
+	}
+	if c.IsSet("check-failures") {
+		if n := c.Int("check-failures"); n < 1 || n > api.MaxCheckFailures {
+			errs = append(errs, fmt.Errorf("--check-failures must be from 1 to %d, got %d", api.MaxCheckFailures, n))
+		} else {
+			hc.Failures = n
+		}
+	}
+	if d, ok := duration("check-grace"); ok {
+		hc.Grace = &d
+	}
+	return &hc, errs
 }
 
 // parseVIPFlag reads --vip ADDR[/PREFIX] into the address alone, in

@@ -3,7 +3,6 @@ package ctl
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ var statusRefresh = 2 * time.Second
 var statusEventTypes = map[string]bool{
 	"host-lost": true, "host-fencing": true, "fenced": true, "fence-failed": true,
 	"unfenceable": true, "recovering": true, "rescheduling": true, "preempted": true,
+	"move-failed": true, "drain-incomplete": true, "drain-timed-out": true,
 }
 
 const (
@@ -49,7 +49,8 @@ func statusCommand() *cli.Command {
 		Usage: "show the whole cluster on one screen: hosts, workloads, failures",
 		Description: `Shows the cluster at a glance, like Pacemaker's crm_mon:
    header      the API server asked, the leader, and the store revision
-   HOSTS       every host with its state, fencing health (ok, none,
+   HOSTS       every host with its state (",maintenance", ",draining"
+               or ",drained" added while in maintenance), fencing health (ok, none,
                unfenceable; see "bulwarkctl node list --help"), CPUs and
                memory used/total and how many workloads it runs. Hosts that
                are not ready come first, with the reason
@@ -62,8 +63,9 @@ func statusCommand() *cli.Command {
                tells more)
    RECENT FAILURES AND FENCING
                the last 10 events of types host-lost, host-fencing, fenced,
-               fence-failed, unfenceable, recovering, rescheduling and
-               preempted (among the newest 1000 events)
+               fence-failed, unfenceable, recovering, rescheduling,
+               preempted, move-failed, drain-incomplete and
+               drain-timed-out (among the newest 1000 events)
 
 With --watch (-w) it redraws the screen whenever something changes, until
 you press Ctrl-C: it follows the event stream and redraws on each event,
@@ -75,7 +77,8 @@ reached during --watch, the screen says so and the next redraw tries
 again.
 
 With -o json it prints one JSON object with the same sections (with
---watch, one object per line for each redraw).
+--watch, one object per line for each redraw); -o yaml prints the same as
+YAML (with --watch, one YAML document, after "---", per redraw).
 
 Examples:
    bulwarkctl status
@@ -191,11 +194,11 @@ func fetchStatus(ctx context.Context, cl *client.Client, base string) (*clusterS
 // printStatus writes one snapshot. compact (for --watch -o json) writes
 // the JSON object on one line.
 func printStatus(w io.Writer, f format, st *clusterStatus, compact bool) error {
-	if f == formatJSON {
+	if f != formatTable {
 		if compact {
-			return json.NewEncoder(w).Encode(st)
+			return printStreamed(w, f, st)
 		}
-		return printJSON(w, st)
+		return printData(w, f, st)
 	}
 	var b bytes.Buffer
 	leader := orDash(st.Leader)
@@ -219,7 +222,7 @@ func printStatus(w io.Writer, f format, st *clusterStatus, compact bool) error {
 			if n.State != api.NodeReady {
 				reason = orDash(truncate(n.Reason, 80))
 			}
-			row(tw, n.Name, orDash(string(n.State)), orDash(truncate(n.Fencing, fencingWidth)),
+			row(tw, n.Name, hostState(n), orDash(truncate(n.Fencing, fencingWidth)),
 				fmt.Sprintf("%d/%d", n.CPUsUsed, n.CPUs), usedOfTotal(n.MemoryUsed, n.Memory),
 				strconv.Itoa(n.Workloads), reason)
 		}
@@ -331,7 +334,7 @@ func watchStatus(s *session, base string) error {
 		}
 		var b bytes.Buffer
 		switch {
-		case s.format == formatJSON:
+		case s.format != formatTable:
 		case term:
 			b.WriteString(clearScreen)
 		case !first:
@@ -340,7 +343,7 @@ func watchStatus(s *session, base string) error {
 		first = false
 		if err != nil {
 			fmt.Fprintf(&b, "error: %v\n(trying again in %s; Ctrl-C to stop)\n", err, statusRefresh)
-			if s.format == formatJSON {
+			if s.format != formatTable {
 				b.Reset()
 				fmt.Fprintf(s.errw, "error: %v (trying again in %s)\n", err, statusRefresh)
 			}

@@ -189,7 +189,7 @@ func TestStatusUsageAndErrors(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.err.Error(), "unexpected arguments") {
 		t.Errorf("error %v", r.err)
 	}
-	r = runCLI(t, f, "", "status", "-o", "yaml")
+	r = runCLI(t, f, "", "status", "-o", "xml")
 	if r.err == nil || !strings.Contains(r.err.Error(), "invalid output format") {
 		t.Errorf("error %v", r.err)
 	}

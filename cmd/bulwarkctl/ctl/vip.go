@@ -255,8 +255,8 @@ func vipCreate(c *cli.Context, args []string) error {
 	if err != nil {
 		return vipError(err, "create", vipKey(addr), spec.Workload)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, v)
+	if s.format != formatTable {
+		return s.print(v)
 	}
 	fmt.Fprintf(s.out, "floating IP %s created\n", v.Address)
 	writeVIP(s.out, v)
@@ -282,8 +282,8 @@ func vipList(c *cli.Context, args []string) error {
 		vips = []api.VIPView{}
 	}
 	sort.Slice(vips, func(i, j int) bool { return vipLess(vips[i].Address, vips[j].Address) })
-	if s.format == formatJSON {
-		return printJSON(s.out, vips)
+	if s.format != formatTable {
+		return s.print(vips)
 	}
 	if len(vips) == 0 {
 		fmt.Fprintln(s.errw, "no floating IPs yet; define one with: bulwarkctl vip create ADDR/PREFIX --interface IFACE")
@@ -346,8 +346,8 @@ func vipShow(c *cli.Context, args []string) error {
 	if err != nil {
 		return explain(err, "vip", addr)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, v)
+	if s.format != formatTable {
+		return s.print(v)
 	}
 	writeVIP(s.out, v)
 	return nil
@@ -403,8 +403,8 @@ func vipAttach(c *cli.Context, args []string) error {
 	if err != nil {
 		return vipError(err, "attach", addr, workload)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, v)
+	if s.format != formatTable {
+		return s.print(v)
 	}
 	fmt.Fprintf(s.out, "floating IP %s now follows %s: the host that runs %s takes it.\n", addr, workload, workload)
 	if h := v.Holder; h != nil && h.Workload != workload {
@@ -427,8 +427,8 @@ func vipDetach(c *cli.Context, args []string) error {
 	if err != nil {
 		return vipError(err, "detach", addr, "")
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, v)
+	if s.format != formatTable {
+		return s.print(v)
 	}
 	fmt.Fprintf(s.out, "floating IP %s follows no workload now.\n", addr)
 	if h := v.Holder; h != nil {

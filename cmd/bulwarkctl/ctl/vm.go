@@ -71,6 +71,8 @@ a file or bridge exists is found out by the host when it starts the VM.
       the order given (with one --disk, the first volume is vdb), with the
       volume's format; read-only for a shared-read volume.
 
+` + checkFlagsHelp(true) + `
+
 The input is checked first; if it is invalid, nothing is sent to the server.
 
 Examples:
@@ -81,6 +83,7 @@ Examples:
    bulwarkctl vm create db-2 --require 'rack in (r1,r2)' --require zone=eu-1 --prefer disk=ssd:50
    bulwarkctl vm create pg-1 --anti-affinity pg --spread-by rack --restart on-failure
    bulwarkctl vm create db-3 --memory 4GiB --disk /srv/images/db-3.qcow2:qcow2 --volume pg-data --vip 192.0.2.10
+   bulwarkctl vm create web-4 --disk /srv/images/web4.qcow2:qcow2 --network br0 --check http:80/healthz
    bulwarkctl vm create web-3 --memory 1GiB -o json`,
 		Flags: withGlobal(append(workloadFlags(defaultVMMemory),
 			&cli.StringSliceFlag{Name: "disk", Usage: "disk image `PATH[:FORMAT][:ro]`, FORMAT raw (default) or qcow2, e.g. /srv/images/web1.qcow2:qcow2; repeat for more"},

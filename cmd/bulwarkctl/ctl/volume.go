@@ -214,8 +214,8 @@ func volumeCreate(c *cli.Context, args []string) error {
 		}
 		return explain(err, "volume", "")
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, v)
+	if s.format != formatTable {
+		return s.print(v)
 	}
 	fmt.Fprintf(s.out, "volume %q created\n", v.Name)
 	writeVolume(s.out, v)
@@ -271,8 +271,8 @@ func volumeList(c *cli.Context, args []string) error {
 		vols = []api.VolumeView{}
 	}
 	sort.Slice(vols, func(i, j int) bool { return vols[i].Name < vols[j].Name })
-	if s.format == formatJSON {
-		return printJSON(s.out, vols)
+	if s.format != formatTable {
+		return s.print(vols)
 	}
 	if len(vols) == 0 {
 		fmt.Fprintln(s.errw, "no volumes yet; define one with: bulwarkctl volume create NAME --path PATH")
@@ -310,8 +310,8 @@ func volumeShow(c *cli.Context, args []string) error {
 	if err != nil {
 		return explain(err, "volume", name)
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, v)
+	if s.format != formatTable {
+		return s.print(v)
 	}
 	writeVolume(s.out, v)
 	return nil

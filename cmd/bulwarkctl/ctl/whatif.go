@@ -90,8 +90,8 @@ func whatIf(c *cli.Context, args []string) error {
 		if rep.UnsafeHosts == nil {
 			rep.UnsafeHosts = []string{}
 		}
-		if s.format == formatJSON {
-			return printJSON(s.out, rep)
+		if s.format != formatTable {
+			return s.print(rep)
 		}
 		return printWhatIfReport(s.out, rep)
 	}
@@ -105,8 +105,8 @@ func whatIf(c *cli.Context, args []string) error {
 	if w.Unplaced == nil {
 		w.Unplaced = []api.WhatIfUnplaced{}
 	}
-	if s.format == formatJSON {
-		return printJSON(s.out, w)
+	if s.format != formatTable {
+		return s.print(w)
 	}
 	return printWhatIf(s.out, w)
 }

@@ -26,13 +26,14 @@ const reasonWidth = 50
 func workloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "workload",
-		UsageText: "bulwarkctl workload list|show|logs|delete [options] [NAME]",
+		UsageText: "bulwarkctl workload list|show|logs|delete|reset [options] [NAME]",
 		Aliases:   []string{"workloads", "wl"},
-		Usage:     "list, show, print the output of, and delete workloads (VMs and containers)",
+		Usage:     "list, show, print the output of, delete and reset workloads (VMs and containers)",
 		Description: `A workload is a VM or a container that the cluster keeps running. Create
 VMs with "bulwarkctl vm create", containers with "bulwarkctl container
 run", or any workload from a file with "bulwarkctl apply"; this command
-group lists and shows them, prints their output, and deletes them.
+group lists and shows them, prints their output, deletes them, and clears
+their failure count ("reset").
 
 States: pending (waiting for a node with enough room; the reason says why),
 starting, running, stopping, stopped, failed.
@@ -41,8 +42,9 @@ Examples:
    bulwarkctl workload list
    bulwarkctl workload show web-1
    bulwarkctl workload logs web-1 --follow
-   bulwarkctl workload delete web-1 --wait`,
-		Subcommands: []*cli.Command{workloadListCommand(), workloadShowCommand(), workloadLogsCommand(), workloadDeleteCommand()},
+   bulwarkctl workload delete web-1 --wait
+   bulwarkctl workload reset web-1`,
+		Subcommands: []*cli.Command{workloadListCommand(), workloadShowCommand(), workloadLogsCommand(), workloadDeleteCommand(), workloadResetCommand()},
 	}
 }
 
@@ -76,7 +78,8 @@ spread-by; only those that are set), for a container its image, command
 and environment, for a VM its disks, direct-boot kernel, initrd and
 command line, and networks (those that are set), its restart policy and
 how often it was moved to another host after its host gave up restarting
-it (reschedules, at most 3), the fencing epoch of its placement, and the
+it (reschedules, at most 3; the count expires after the failure_timeout
+setting without a failure, or clear it with "workload reset"), the fencing epoch of its placement, and the
 full reason if it is pending or failed. "bulwarkctl explain NAME" shows
 how the scheduler judged each host. With -o json it prints the API's
 workload object (fields name, kind, state, host, cpus, memory, ...).
@@ -128,8 +131,8 @@ func workloadList(c *cli.Context, args []string) error {
 		wls = []api.WorkloadView{}
 	}
 	sort.Slice(wls, func(i, j int) bool { return wls[i].Name < wls[j].Name })
-	if s.format == formatJSON {
-		return printJSON(s.out, wls)
+	if s.format != formatTable {
+		return s.print(wls)
 	}
 	if len(wls) == 0 {
 		fmt.Fprintln(s.errw, "no workloads yet; create one with: bulwarkctl vm create web-1")
@@ -175,8 +178,8 @@ func workloadShow(c *cli.Context, args []string) error {
 
 // printWorkload prints one workload as JSON or as "Key: value" lines.
 func (s *session) printWorkload(w *api.WorkloadView) error {
-	if s.format == formatJSON {
-		return printJSON(s.out, w)
+	if s.format != formatTable {
+		return s.print(w)
 	}
 	writeWorkload(s.out, w)
 	return nil
@@ -305,8 +308,8 @@ func workloadDelete(c *cli.Context, args []string) error {
 	if err != nil {
 		return explain(err, "workload", name)
 	}
-	if s.format == formatJSON {
-		if err := printJSON(s.out, w); err != nil {
+	if s.format != formatTable {
+		if err := s.print(w); err != nil {
 			return err
 		}
 	} else if !wait {
