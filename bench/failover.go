@@ -31,7 +31,11 @@ type FailoverConfig struct {
 	Timeout time.Duration
 	// Driver is the dev cluster's driver (devcluster.DriverTest,
 	// DriverContainerd or DriverQEMU, whose workloads outlive their agent).
-	Driver  string
+	Driver string
+	// VIP adds a container with a floating IP and a published port, on
+	// hosts that are network namespaces; each round then faults its host
+	// and reports the outage a client saw (needs root and containerd).
+	VIP     bool
 	DataDir string
 	Out     io.Writer
 	Log     *slog.Logger
@@ -57,6 +61,9 @@ func (c *FailoverConfig) defaults() error {
 	if c.Timeout == 0 {
 		c.Timeout = 60 * time.Second
 	}
+	if c.VIP && c.Driver != devcluster.DriverContainerd {
+		return errors.New("--vip needs --driver containerd (a real process must answer at the floating IP)")
+	}
 	if c.Out == nil {
 		c.Out = os.Stdout
 	}
@@ -76,6 +83,9 @@ type rig struct {
 	// Totals over the run.
 	doubleRuns map[string]bool
 	lost       map[string]bool
+	// probe watches the floating IP (VIP only).
+	probe   *vipProbe
+	outages []time.Duration
 }
 
 func newRig(ctx context.Context, cfg FailoverConfig) (*rig, func(), error) {
@@ -96,7 +106,7 @@ func newRig(ctx context.Context, cfg FailoverConfig) (*rig, func(), error) {
 	}
 	cl, err := devcluster.Start(ctx, devcluster.Config{
 		Hosts: cfg.Hosts, DataDir: dir, APIAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), EtcdPort: ports[1],
-		SessionTTL: cfg.SessionTTL, BMCLatency: cfg.BMCLatency, Driver: cfg.Driver, Log: cfg.Log,
+		SessionTTL: cfg.SessionTTL, BMCLatency: cfg.BMCLatency, Driver: cfg.Driver, Netns: cfg.VIP, Log: cfg.Log,
 	})
 	if err != nil {
 		cleanup()
@@ -127,9 +137,27 @@ func newRig(ctx context.Context, cfg FailoverConfig) (*rig, func(), error) {
 		}
 		r.names = append(r.names, name)
 	}
+	if cfg.VIP {
+		if err := r.addVIPWorkload(ctx); err != nil {
+			done()
+			return nil, nil, err
+		}
+	}
 	if err := r.waitAllRunning(ctx, nil, 60*time.Second); err != nil {
 		done()
 		return nil, nil, err
+	}
+	if cfg.VIP {
+		if r.probe, err = startVIPProbe(cl); err != nil {
+			done()
+			return nil, nil, err
+		}
+		stop := done
+		done = func() { r.probe.close(); stop() }
+		if _, err := r.probe.waitServed(ctx, time.Time{}, 30*time.Second); err != nil {
+			done()
+			return nil, nil, err
+		}
 	}
 	return r, done, nil
 }
@@ -239,6 +267,16 @@ func (r *rig) round(ctx context.Context, fault string) (time.Duration, string, i
 			victim, most = h, len(byHost[h])
 		}
 	}
+	if r.probe != nil {
+		// The host of the floating IP's workload: the address must move.
+		for h, ws := range byHost {
+			for _, w := range ws {
+				if w == benchWorkload {
+					victim, most = h, len(ws)
+				}
+			}
+		}
+	}
 	start := time.Now()
 	if err := r.cl.Fault(victim, fault); err != nil {
 		return 0, victim, most, err
@@ -247,6 +285,13 @@ func (r *rig) round(ctx context.Context, fault string) (time.Duration, string, i
 		return time.Since(start), victim, most, err
 	}
 	took := time.Since(start)
+	if r.probe != nil {
+		served, err := r.probe.waitServed(ctx, start, r.cfg.Timeout)
+		if err != nil {
+			return took, victim, most, err
+		}
+		r.outages = append(r.outages, served.Sub(start))
+	}
 	return took, victim, most, r.restore(ctx, victim)
 }
 
@@ -274,12 +319,31 @@ func Failover(ctx context.Context, cfg FailoverConfig) error {
 			continue
 		}
 		times = append(times, took)
-		fmt.Fprintf(out, "round %d: %-9s %s (%d workloads) recovered in %.2fs\n", i+1, fault, victim, n, took.Seconds())
+		extra := ""
+		if len(r.outages) > 0 && r.probe != nil {
+			extra = fmt.Sprintf("; client outage at %s %.2fs", benchVIP, r.outages[len(r.outages)-1].Seconds())
+		}
+		fmt.Fprintf(out, "round %d: %-9s %s (%d workloads) recovered in %.2fs%s\n", i+1, fault, victim, n, took.Seconds(), extra)
 	}
 	return report(out, times, r)
 }
 
 func report(out io.Writer, times []time.Duration, r *rig) error {
+	if r.probe != nil {
+		o := append([]time.Duration(nil), r.outages...)
+		sort.Slice(o, func(i, j int) bool { return o[i] < o[j] })
+		p50, worst := 0.0, 0.0
+		if len(o) > 0 {
+			p50, worst = o[len(o)/2].Seconds(), o[len(o)-1].Seconds()
+		}
+		r.probe.mu.Lock()
+		twice, samples := r.probe.twice, r.probe.samples
+		r.probe.mu.Unlock()
+		fmt.Fprintf(out, "vip_outage_p50_s=%.2f vip_outage_max_s=%.2f vip_samples=%d vip_on_two_hosts=%d\n", p50, worst, samples, twice)
+		if twice > 0 {
+			r.doubleRuns["floating IP "+benchVIP] = true
+		}
+	}
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	p50, worst := 0.0, 0.0
 	if len(times) > 0 {

@@ -97,6 +97,7 @@ func failoverFlags() []cli.Flag {
 		&cli.StringFlag{Name: "fault", Value: "crash", Usage: "faults, comma-separated: crash, hang, partition"},
 		&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed"},
 		&cli.StringFlag{Name: "driver", Value: "auto", Usage: "auto (containerd where it can run, as root: real workloads that outlive their agent; else test), test (libvirt's test driver inside each agent), containerd or qemu"},
+		&cli.BoolFlag{Name: "vip", Usage: "also run a container behind a floating IP on hosts that are network namespaces, fault its host each round and report the outage a client saw (root, --driver containerd)"},
 	}
 }
 
@@ -104,7 +105,7 @@ func failoverConfig(c *cli.Context) (bench.FailoverConfig, error) {
 	return bench.FailoverConfig{
 		Hosts: c.Int("hosts"), Workloads: c.Int("workloads"), Rounds: c.Int("rounds"),
 		BMCLatency: c.Duration("bmc-latency"), SessionTTL: c.Duration("session-ttl"),
-		Faults: strings.Split(c.String("fault"), ","), Seed: c.Int64("seed"), Driver: benchDriver(c.String("driver")), Out: os.Stdout,
+		Faults: strings.Split(c.String("fault"), ","), Seed: c.Int64("seed"), Driver: benchDriver(c.String("driver")), Out: os.Stdout, VIP: c.Bool("vip"),
 	}, nil
 }
 
