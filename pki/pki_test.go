@@ -161,7 +161,7 @@ func TestIssueKinds(t *testing.T) {
 			if !slices.Equal(cert.DNSNames, c.dns) || !slices.Equal(ips, c.ips) {
 				t.Errorf("SANs %v %v, want %v %v", cert.DNSNames, ips, c.dns, c.ips)
 			}
-			if days := cert.NotAfter.Sub(time.Now()).Hours() / 24; days < DefaultDays-1 || days > DefaultDays+1 {
+			if days := time.Until(cert.NotAfter).Hours() / 24; days < DefaultDays-1 || days > DefaultDays+1 {
 				t.Errorf("lifetime %.1f days, want %d", days, DefaultDays)
 			}
 			for _, u := range c.usages {
@@ -178,7 +178,7 @@ func TestIssueKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if days := parseCert(t, certPath).NotAfter.Sub(time.Now()).Hours() / 24; days < 29.9 || days > 30.1 {
+	if days := time.Until(parseCert(t, certPath).NotAfter).Hours() / 24; days < 29.9 || days > 30.1 {
 		t.Errorf("--days 30 gave %.1f days", days)
 	}
 	// Renewal replaces only when forced.
@@ -248,7 +248,7 @@ func TestIssueRefuses(t *testing.T) {
 // "ok" after its handshake, so that the client also learns (on reading)
 // when the server rejected its certificate after a TLS 1.3 handshake
 // that looked finished to the client.
-func handshake(t *testing.T, server, client *tls.Config) (serverErr, clientErr error, peer []*x509.Certificate) {
+func handshake(t *testing.T, server, client *tls.Config) (peer []*x509.Certificate, serverErr, clientErr error) {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", server)
 	if err != nil {
@@ -284,7 +284,7 @@ func handshake(t *testing.T, server, client *tls.Config) (serverErr, clientErr e
 		conn.Close()
 	}
 	r := <-done
-	return r.err, err, r.peer
+	return r.peer, r.err, err
 }
 
 func TestHandshake(t *testing.T) {
@@ -317,7 +317,7 @@ func TestHandshake(t *testing.T) {
 			{cliCert, cliKey, "alice", KindClient},
 			{agentCert, agentKey, "host-1", KindAgent},
 		} {
-			serr, cerr, peer := handshake(t, server, client(caFile, c.cert, c.key))
+			peer, serr, cerr := handshake(t, server, client(caFile, c.cert, c.key))
 			if serr != nil || cerr != nil {
 				t.Fatalf("%s: server %v, client %v", c.name, serr, cerr)
 			}
@@ -331,23 +331,23 @@ func TestHandshake(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if serr, cerr, _ := handshake(t, server, c); serr != nil || cerr != nil {
+		if _, serr, cerr := handshake(t, server, c); serr != nil || cerr != nil {
 			t.Fatalf("server %v, client %v", serr, cerr)
 		}
 		c.ServerName = "s9.example.org"
-		if _, cerr, _ := handshake(t, server, c); cerr == nil || !strings.Contains(cerr.Error(), "s9.example.org") {
+		if _, _, cerr := handshake(t, server, c); cerr == nil || !strings.Contains(cerr.Error(), "s9.example.org") {
 			t.Errorf("name not in the certificate: %v", cerr)
 		}
 	})
 	t.Run("wrong CA", func(t *testing.T) {
-		_, cerr, _ := handshake(t, server, client(filepath.Join(otherCA, CACertFile), cliCert, cliKey))
+		_, _, cerr := handshake(t, server, client(filepath.Join(otherCA, CACertFile), cliCert, cliKey))
 		if cerr == nil || !strings.Contains(cerr.Error(), "certificate signed by unknown authority") {
 			t.Fatalf("client: %v", cerr)
 		}
 		t.Logf("client error: %v", cerr)
 	})
 	t.Run("client certificate from another CA", func(t *testing.T) {
-		serr, cerr, _ := handshake(t, server, client(caFile, strangerCert, strangerKey))
+		_, serr, cerr := handshake(t, server, client(caFile, strangerCert, strangerKey))
 		if serr == nil || !strings.Contains(serr.Error(), "certificate signed by unknown authority") ||
 			cerr == nil || !strings.Contains(cerr.Error(), "unknown certificate authority") {
 			t.Fatalf("server %v, client %v", serr, cerr)
@@ -355,7 +355,7 @@ func TestHandshake(t *testing.T) {
 		t.Logf("client error: %v", cerr)
 	})
 	t.Run("no client certificate", func(t *testing.T) {
-		serr, cerr, _ := handshake(t, server, client(caFile, "", ""))
+		_, serr, cerr := handshake(t, server, client(caFile, "", ""))
 		if serr == nil || cerr == nil || !strings.Contains(cerr.Error(), "certificate required") {
 			t.Fatalf("server %v, client %v", serr, cerr)
 		}
@@ -374,7 +374,7 @@ func TestHandshake(t *testing.T) {
 		}
 		c := client(caFile, "", "")
 		c.Certificates = []tls.Certificate{kp}
-		serr, cerr, _ := handshake(t, server, c)
+		_, serr, cerr := handshake(t, server, c)
 		if serr == nil || !strings.Contains(serr.Error(), "incompatible key usage") || cerr == nil {
 			t.Fatalf("server %v, client %v", serr, cerr)
 		}
@@ -391,10 +391,10 @@ func TestHandshake(t *testing.T) {
 		if opt.ClientAuth != tls.VerifyClientCertIfGiven {
 			t.Errorf("client auth %v", opt.ClientAuth)
 		}
-		if serr, cerr, peer := handshake(t, opt, client(caFile, "", "")); serr != nil || cerr != nil || len(peer) != 0 {
+		if peer, serr, cerr := handshake(t, opt, client(caFile, "", "")); serr != nil || cerr != nil || len(peer) != 0 {
 			t.Errorf("without a certificate: server %v, client %v", serr, cerr)
 		}
-		if serr, _, _ := handshake(t, opt, client(caFile, strangerCert, strangerKey)); serr == nil {
+		if _, serr, _ := handshake(t, opt, client(caFile, strangerCert, strangerKey)); serr == nil {
 			t.Error("a certificate of another CA was accepted")
 		}
 	})

@@ -42,7 +42,7 @@ func configFlags(kind config.Kind) []cli.Flag {
 		usage += fmt.Sprintf(" [file: %s, env: %s]", s.Key, s.Env)
 		switch {
 		case s.Bool:
-			flags = append(flags, &cli.BoolFlag{Name: s.Flag, Usage: usage})
+			flags = append(flags, &cli.BoolFlag{Name: s.Flag, Usage: usage, Value: s.Default == "true"})
 		case s.Repeatable:
 			flags = append(flags, &cli.StringSliceFlag{Name: s.Flag, Usage: usage})
 		default:

@@ -504,6 +504,10 @@ fencing:
 	if _, _, err := store.Txn(ctx, nil, ops); err != nil {
 		t.Fatal(err)
 	}
+	viewer, _, err := clusterstore.CreateToken(ctx, store, "test-viewer", api.RoleViewer, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// Poll the nodes until the probe has judged both (bounded).
 	fencingOf := map[string]string{}
@@ -511,7 +515,9 @@ fencing:
 		if time.Now().After(deadline) {
 			t.Fatalf("fence health not reported in time: %v\nlog:\n%s", fencingOf, logs.String())
 		}
-		resp, err := http.Get("http://" + addr + "/v1/nodes")
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/nodes", nil)
+		req.Header.Set("Authorization", "Bearer "+viewer)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			continue
 		}

@@ -42,7 +42,7 @@ func main() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BULWARK_LOG_LEVEL"}},
 		},
-		Commands: []*cli.Command{serverCommand(), agentCommand(), configCommand(), devCommand(), bmcCommand(), benchCommand(), tokenCommand()},
+		Commands: []*cli.Command{serverCommand(), agentCommand(), configCommand(), devCommand(), bmcCommand(), benchCommand(), tokenCommand(), caCommand(), certCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
