@@ -274,6 +274,11 @@ type PendingReason struct {
 	Reschedules int       `json:"reschedules,omitempty"`
 	AvoidHost   string    `json:"avoid_host,omitempty"`
 	NotBefore   time.Time `json:"not_before,omitempty"`
+	// StoppingOn is the live host the workload was taken from (preempted,
+	// drained) and that may still be stopping it. Should that host lose
+	// its lease first, the workload waits for the host's fence record:
+	// its status vanishing with the lease proves nothing.
+	StoppingOn string `json:"stopping_on,omitempty"`
 }
 
 // FenceRecord is the evidence that a host was powered off. Stored at

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -295,23 +295,17 @@ func (a *Agent) probe(ctx context.Context, name string, epoch int64, c api.Healt
 func (a *Agent) checkHost(name string, epoch int64) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var held []string
-	for addr, v := range a.shared.vips {
+	var held []netip.Addr
+	for _, v := range a.shared.vips {
 		if v.workload == name && v.epoch == epoch {
-			held = append(held, addr)
+			held = append(held, v.prefix.Addr())
 		}
 	}
 	if len(held) == 0 {
 		return "127.0.0.1"
 	}
-	sort.Strings(held)
-	if p, err := netip.ParsePrefix(held[0]); err == nil {
-		return p.Addr().String()
-	}
-	if ad, err := netip.ParseAddr(held[0]); err == nil {
-		return ad.String()
-	}
-	return "127.0.0.1"
+	slices.SortFunc(held, netip.Addr.Compare)
+	return held[0].String()
 }
 
 // dialHost connects from this host's network namespace (the agent's

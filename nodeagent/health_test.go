@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -475,4 +476,46 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestAgentUnhealthyRestartPolicyNever: with restart policy "never" an
+// unhealthy workload is stopped and stays stopped, and its report says why.
+func TestAgentUnhealthyRestartPolicyNever(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	d := newFakeDriver(api.KindContainer)
+	d.execCode = 1
+	healthAgent(t, st, d, 1)
+	once := watchStatus(t, st, "once")
+	allocate(t, st, api.WorkloadSpec{Name: "once", Kind: api.KindContainer, CPUs: 1, Memory: 64 * api.MiB, Image: "x", Restart: api.RestartNever,
+		Check: &api.HealthCheck{Type: api.CheckExec, Command: []string{"false"}, Interval: api.Duration(20 * time.Millisecond), Failures: 1, Grace: grace(0)}})
+	s := once.wait("stopped for good", func(s api.WorkloadStatus) bool { return strings.Contains(s.Reason, "not restarted") })
+	if want := "unhealthy: check failed: exit code 1; not restarted (restart policy never)"; s.Reason != want || s.State != api.StateFailed || s.Health != api.HealthUnhealthy {
+		t.Errorf("status %+v, want reason %q", s, want)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if starts, stops := d.counts("once"); starts != 1 || stops != 1 {
+		t.Errorf("started %d, stopped %d times; want 1 each", starts, stops)
+	}
+}
+
+// TestCheckHost: tcp and http checks of a container go to its floating IP
+// while this host holds it, else to the loopback address.
+func TestCheckHost(t *testing.T) {
+	a, err := New(Config{Host: "h1", Store: memory.New(), Driver: newFakeDriver(api.KindContainer)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.checkHost("web", 5); got != "127.0.0.1" {
+		t.Errorf("no floating IP: %s", got)
+	}
+	a.shared.vips["192.0.2.20"] = heldVIP{workload: "web", epoch: 5, prefix: netip.MustParsePrefix("192.0.2.20/24")}
+	a.shared.vips["192.0.2.10"] = heldVIP{workload: "web", epoch: 5, prefix: netip.MustParsePrefix("192.0.2.10/24")}
+	a.shared.vips["192.0.2.5"] = heldVIP{workload: "other", epoch: 5, prefix: netip.MustParsePrefix("192.0.2.5/24")}
+	if got := a.checkHost("web", 5); got != "192.0.2.10" {
+		t.Errorf("held floating IPs: %s", got)
+	}
+	if got := a.checkHost("web", 6); got != "127.0.0.1" {
+		t.Errorf("floating IP held for another epoch: %s", got)
+	}
 }

@@ -587,28 +587,44 @@ func (l *leader) drainStep(ctx context.Context, snap *clusterstore.Snapshot, hos
 	// So are workloads another host still runs while they wait to be
 	// placed again (preempted by this batch, say): the next batch is
 	// planned once they have found their place, as the plan assumed.
+	var elsewhere []string
 	for name := range snap.Workloads {
-		if _, ok := snap.Allocations[name]; !ok && stillRunningOn(snap, name) != "" {
-			stopping++
+		if _, ok := snap.Allocations[name]; !ok {
+			if on := stillRunningOn(snap, name); on != "" {
+				stopping++
+				if on != host {
+					elsewhere = append(elsewhere, fmt.Sprintf("%s to stop %s", on, name))
+				}
+			}
 		}
 	}
+	sort.Strings(elsewhere)
+	expired := !now.Before(d.Deadline)
 	finish := func(state api.DrainState, msg string) {
 		d.State, d.Finished, d.Message = state, now.UTC(), msg
 		event("drain-"+string(state), "", msg)
 		l.log.Warn("drain ended", "host", host, "state", state, "message", msg)
 	}
 	switch {
-	case !now.Before(d.Deadline) && (inFlight > 0 || stopping > 0 || placed > 0):
-		finish(api.DrainTimedOut, drainSummary(&d, placed, reporting, fmt.Sprintf("timed out after %s", d.Deadline.Sub(d.Started).Round(time.Second))))
-	case inFlight > 0 || stopping > 0:
-		// Wait for this batch.
-	case !hostReady(snap, host):
-		// Failover's business now; the deadline ends the drain.
+	case inFlight > 0 || stopping > 0 || !hostReady(snap, host):
+		// Wait for this batch; a host that is not ready is failover's
+		// business. The deadline ends the wait.
+		if expired {
+			head := "timed out after " + d.Deadline.Sub(d.Started).Round(time.Second).String()
+			if !hostReady(snap, host) {
+				head += "; " + host + " is not ready"
+			}
+			if len(elsewhere) > 0 {
+				head += "; waiting for " + strings.Join(elsewhere, ", ")
+			}
+			finish(api.DrainTimedOut, drainSummary(&d, placed, reporting, head))
+		}
 	default:
 		st := SchedulerState(snap)
 		res, err := scheduler.PlanDrain(st, host, l.cfg.Scheduler, now, scheduler.DrainOptions{Batch: d.Batch, MaxBatches: 1})
 		if err != nil {
-			return false, fmt.Errorf("drain %s: %w", host, err)
+			finish(api.DrainIncomplete, drainSummary(&d, placed, reporting, err.Error()))
+			break
 		}
 		d.Stuck = stuckOf(res)
 		if len(d.Stuck) == 0 {
@@ -627,6 +643,10 @@ func (l *leader) drainStep(ctx context.Context, snap *clusterstore.Snapshot, hos
 			finish(state, drainSummary(&d, placed, reporting, ""))
 			break
 		}
+		if expired {
+			finish(api.DrainTimedOut, drainSummary(&d, placed, reporting, "timed out after "+d.Deadline.Sub(d.Started).Round(time.Second).String()))
+			break
+		}
 		d.Batches++
 		hb, alive := snap.Heartbeats[host]
 		if !alive {
@@ -639,7 +659,7 @@ func (l *leader) drainStep(ctx context.Context, snap *clusterstore.Snapshot, hos
 			a := snap.Allocations[mv.Workload]
 			conds = append(conds, clusterstore.ModRevisionIs(clusterstore.AllocationKey(mv.Workload), a.ModRevision))
 			p := api.PendingReason{Schema: api.SchemaVersion, Workload: mv.Workload, Reason: drainReason(host, d.Batches), At: now.UTC(),
-				Displaced: true, Reschedules: a.Value.Reschedules}
+				Displaced: true, Reschedules: a.Value.Reschedules, StoppingOn: host}
 			ops = append(ops, clusterstore.Delete(clusterstore.AllocationKey(mv.Workload)),
 				clusterstore.Put(clusterstore.PendingKey(mv.Workload), clusterstore.Encode(p)))
 			d.Moves = append(d.Moves, api.DrainMove{Workload: mv.Workload, Priority: mv.Priority, Batch: d.Batches, Epoch: a.Value.Epoch, Planned: mv.To, Started: now.UTC()})

@@ -101,6 +101,15 @@ func (f *failover) step(ctx context.Context, snap *clusterstore.Snapshot, now ti
 	for name, a := range snap.Allocations {
 		allocs[a.Value.Host] = append(allocs[a.Value.Host], name)
 	}
+	// A host that lost its lease while stopping workloads taken from it
+	// (preempted, drained) must be fenced before they restart elsewhere,
+	// as if it still had them.
+	stopping := map[string]int{}
+	for name := range snap.Workloads {
+		if host := unconfirmedStop(snap, name); host != "" {
+			stopping[host]++
+		}
+	}
 	wd := failure.Config{SuspectGrace: f.cfg.SuspectGrace, WatchdogFencing: snap.Settings.WatchdogFencing}
 
 	f.mu.Lock()
@@ -118,7 +127,7 @@ func (f *failover) step(ctx context.Context, snap *clusterstore.Snapshot, now ti
 		}
 		o := failure.Observation{
 			Host: host, Alive: alive, FenceRecord: record, Fencing: f.inFlight[host],
-			Fenceable: len(f.cfg.devices(host)) > 0 && !failed, Allocations: len(allocs[host]), FenceRequested: requested,
+			Fenceable: len(f.cfg.devices(host)) > 0 && !failed, Allocations: len(allocs[host]) + stopping[host], FenceRequested: requested,
 		}
 		// The watchdog window is per host: T + T_self + the watchdog's
 		// own timeout. An agent that did not say its timing gets the

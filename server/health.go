@@ -8,19 +8,26 @@ import (
 	"github.com/bulwarkhq/bulwark/clusterstore"
 )
 
-// healthSeen is the health (healthy or unhealthy) that hosts last
-// reported for each workload, as the leader saw it in its watch.
-type healthSeen map[string]string
+// healthSeen is, per workload, the health its hosts last reported, as the
+// leader saw it in its watch.
+type healthSeen map[string]seenHealth
 
-// healthEvents writes an "unhealthy" event when a host reports a workload
-// unhealthy, and a "healthy" event when a workload that was unhealthy is
-// reported healthy again (on any host: after a move too). It reads the
-// status writes of one watch response in their order, so that a report
-// that lasts only until the restart that follows it is seen as well.
-// "starting", "unknown" and no health change nothing. A new leader starts
-// from what it sees: an unhealthy workload's first report to it gets an
-// event, a healthy one's does not. A failed write is logged; the
-// evaluation that follows notices a lost leadership.
+type seenHealth struct {
+	// last is the last reported health: starting, healthy or unhealthy.
+	last string
+	// bad: the last healthy or unhealthy report was unhealthy.
+	bad bool
+}
+
+// healthEvents writes an "unhealthy" event each time a host reports a
+// workload unhealthy (again after a restart, too), and a "healthy" event
+// when a workload that was unhealthy passes its check again (on any host:
+// after a move too). It reads the status writes of one watch response in
+// their order, so that a report that lasts only until the restart that
+// follows it is seen as well. "unknown" and no health change nothing. A
+// new leader starts from what it sees: an unhealthy workload's first
+// report to it gets an event, a healthy one's does not. A failed write is
+// logged; the evaluation that follows notices a lost leadership.
 func (l *leader) healthEvents(ctx context.Context, evs []clusterstore.Event) {
 	if l.health == nil {
 		l.health = healthSeen{}
@@ -37,20 +44,22 @@ func (l *leader) healthEvents(ctx context.Context, evs []clusterstore.Event) {
 			if err := clusterstore.Decode(ev.KV, &st); err != nil {
 				continue
 			}
-			if st.Health != api.HealthHealthy && st.Health != api.HealthUnhealthy {
-				continue
-			}
-			prev, known := l.health[st.Workload]
-			if prev == st.Health {
-				continue
-			}
-			l.health[st.Workload] = st.Health
+			seen := l.health[st.Workload]
 			switch {
-			case st.Health == api.HealthUnhealthy:
+			case st.Health == api.HealthUnhealthy && seen.last != api.HealthUnhealthy:
 				ops = append(ops, eventOp(now, 500+len(ops), "unhealthy", st.Host, st.Workload, "health check failed: "+st.HealthDetail))
-			case known:
+			case st.Health == api.HealthHealthy && seen.last != api.HealthHealthy && seen.bad:
 				ops = append(ops, eventOp(now, 500+len(ops), "healthy", st.Host, st.Workload, "health check passes again"))
 			}
+			switch st.Health {
+			case api.HealthStarting:
+				seen.last = st.Health
+			case api.HealthHealthy, api.HealthUnhealthy:
+				seen.last, seen.bad = st.Health, st.Health == api.HealthUnhealthy
+			default:
+				continue
+			}
+			l.health[st.Workload] = seen
 		}
 	}
 	for len(ops) > 0 {

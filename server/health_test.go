@@ -70,6 +70,17 @@ func TestHealthEvents(t *testing.T) {
 		"unhealthy h1 web: health check failed: 2 checks failed in a row, the last: refused",
 		"healthy h2 web: health check passes again",
 	)
+	// Unhealthy again after a restart that never passed: another event.
+	l.healthEvents(ctx, []clusterstore.Event{status("h2", "web", api.HealthUnhealthy, "refused")})
+	l.healthEvents(ctx, []clusterstore.Event{status("h2", "web", api.HealthStarting, ""), status("h2", "web", api.HealthUnhealthy, "timeout")})
+	l.healthEvents(ctx, []clusterstore.Event{status("h2", "web", api.HealthStarting, ""), status("h2", "web", api.HealthHealthy, "")})
+	expect(
+		"unhealthy h1 web: health check failed: 2 checks failed in a row, the last: refused",
+		"healthy h2 web: health check passes again",
+		"unhealthy h2 web: health check failed: refused",
+		"unhealthy h2 web: health check failed: timeout",
+		"healthy h2 web: health check passes again",
+	)
 	// Unhealthy at first sight gets its event; a deleted workload is
 	// forgotten; non-status keys are ignored.
 	l.healthEvents(ctx, []clusterstore.Event{
@@ -83,6 +94,9 @@ func TestHealthEvents(t *testing.T) {
 	expect(
 		"unhealthy h1 web: health check failed: 2 checks failed in a row, the last: refused",
 		"healthy h2 web: health check passes again",
+		"unhealthy h2 web: health check failed: refused",
+		"unhealthy h2 web: health check failed: timeout",
+		"healthy h2 web: health check passes again",
 		"unhealthy h3 api: health check failed: exit code 1",
 	)
 	// Many at once are written in transactions under the op limit.
@@ -91,16 +105,16 @@ func TestHealthEvents(t *testing.T) {
 		evs = append(evs, status("h1", n, api.HealthUnhealthy, "down"))
 	}
 	l.healthEvents(ctx, evs)
-	if n := len(events()); n != 8 {
-		t.Errorf("%d events, want 8", n)
+	if n := len(events()); n != 11 {
+		t.Errorf("%d events, want 11", n)
 	}
 	// Without leadership nothing is written.
 	if _, _, err := mem.Txn(ctx, nil, []clusterstore.Op{clusterstore.Delete(leaderKey)}); err != nil {
 		t.Fatal(err)
 	}
 	l.healthEvents(ctx, []clusterstore.Event{status("h1", "z", api.HealthUnhealthy, "down")})
-	if n := len(events()); n != 8 {
-		t.Errorf("%d events after losing leadership, want 8", n)
+	if n := len(events()); n != 11 {
+		t.Errorf("%d events after losing leadership, want 11", n)
 	}
 }
 

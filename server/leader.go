@@ -282,6 +282,24 @@ func (l *leader) cleanup(ctx context.Context, snap *clusterstore.Snapshot) (bool
 	return again, nil
 }
 
+// unconfirmedStop names the host a workload was taken from while alive, if
+// that host has since lost its lease without a fence record: nothing then
+// proves the workload stopped there (its status went with the lease).
+func unconfirmedStop(snap *clusterstore.Snapshot, workload string) string {
+	p, ok := snap.Pending[workload]
+	if !ok || p.Value.StoppingOn == "" {
+		return ""
+	}
+	host := p.Value.StoppingOn
+	if _, alive := snap.Heartbeats[host]; alive {
+		return "" // alive: its reports are the truth (stillRunningOn)
+	}
+	if _, fenced := snap.Fencing[host]; fenced {
+		return ""
+	}
+	return host
+}
+
 // stillRunningOn names a host whose agent still reports the workload as
 // running, starting or stopping. Reports are bound to the agent's lease, so
 // a dead host reports nothing.
@@ -398,6 +416,10 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 			held = append(held, scheduler.Unplaced{Workload: name, Reason: heldReason(host)})
 			continue
 		}
+		if host := unconfirmedStop(snap, name); host != "" {
+			held = append(held, scheduler.Unplaced{Workload: name, Reason: fmt.Sprintf("waiting for %s to be fenced: it lost its lease while stopping the workload", host)})
+			continue
+		}
 		if p, ok := snap.Pending[name]; ok && now.Before(p.Value.NotBefore) {
 			// Backing off before a reschedule: come back then.
 			if l.wakeAt.IsZero() || p.Value.NotBefore.Before(l.wakeAt) {
@@ -436,7 +458,7 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 	for _, p := range plan.Preemptions {
 		a := snap.Allocations[p.Workload]
 		key := clusterstore.AllocationKey(p.Workload)
-		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: p.Workload, Reason: "preempted: " + p.Reason, At: now.UTC(), Displaced: true}
+		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: p.Workload, Reason: "preempted: " + p.Reason, At: now.UTC(), Displaced: true, StoppingOn: p.Host}
 		conds := []clusterstore.Cond{clusterstore.ModRevisionIs(key, a.ModRevision)}
 		ops := []clusterstore.Op{
 			clusterstore.Delete(key),
@@ -481,13 +503,14 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		if old, ok := snap.Pending[u.Workload]; ok && old.Value.Reason == u.Reason {
 			continue // unchanged: don't write
 		}
-		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: u.Workload, Reason: u.Reason, At: now.UTC()}
+		rec := api.PendingReason{Schema: api.SchemaVersion, Workload: u.Workload}
 		if old, ok := snap.Pending[u.Workload]; ok {
-			// Only the reason changes: keep what a reschedule or a
-			// recovery recorded (displaced, backoff, host to avoid).
-			o := old.Value
-			rec.Displaced, rec.Reschedules, rec.AvoidHost, rec.NotBefore = o.Displaced, o.Reschedules, o.AvoidHost, o.NotBefore
+			// Only the reason changes: keep everything a reschedule, a
+			// recovery or a move recorded (displaced, backoff, host to
+			// avoid, host still stopping it).
+			rec = old.Value
 		}
+		rec.Reason, rec.At = u.Reason, now.UTC()
 		w := snap.Workloads[u.Workload]
 		conds := []clusterstore.Cond{clusterstore.ModRevisionIs(clusterstore.WorkloadKey(u.Workload), w.ModRevision)}
 		ops := []clusterstore.Op{clusterstore.Put(clusterstore.PendingKey(u.Workload), clusterstore.Encode(rec))}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"libvirt.org/go/libvirtxml"
 
@@ -92,6 +94,11 @@ func (c Config) validate() error {
 	if c.ConsoleLogDir != "" && !filepath.IsAbs(c.ConsoleLogDir) {
 		return fmt.Errorf("console log dir %q is not absolute", c.ConsoleLogDir)
 	}
+	// Both go into the domain XML, whose encoder would replace such a
+	// character: libvirt would log somewhere the agent does not read.
+	if !xmlText(c.ConsoleLogDir) || !xmlText(c.Emulator) {
+		return fmt.Errorf("console log dir %q or emulator %q has a control character or one XML cannot carry", c.ConsoleLogDir, c.Emulator)
+	}
 	switch c.DomainType {
 	case DomainTypeKVM, DomainTypeQEMU, DomainTypeTest:
 	default:
@@ -99,6 +106,20 @@ func (c Config) validate() error {
 			c.DomainType, DomainTypeKVM, DomainTypeQEMU, DomainTypeTest)
 	}
 	return nil
+}
+
+// xmlText reports whether s is valid UTF-8 without control characters and
+// without the non-characters U+FFFE and U+FFFF: text that XML carries as is.
+func xmlText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
+	}
+	return true
 }
 
 // validateTask checks what rendering relies on. The API validated the spec

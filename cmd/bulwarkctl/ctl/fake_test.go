@@ -95,6 +95,8 @@ type fakeAPI struct {
 	tasks   map[string][]api.Task
 	// bodies are the request bodies, one per entry of requests.
 	bodies []string
+	// maint serves maintenance, drains and resets (maintenance_test.go).
+	maint fakeMaintenance
 }
 
 var testTime = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -278,6 +280,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	f.sharedRoutes(mux)
 	mux.HandleFunc("GET /v1/events", f.serveEvents)
 	mux.HandleFunc("GET /v1/whatif", f.serveWhatIf)
+	f.maintenanceRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, 404, api.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	})

@@ -251,15 +251,18 @@ func drainText(d *api.Drain) string {
 	if d == nil {
 		return "-"
 	}
-	moved := 0
-	for _, m := range d.Moves {
-		if m.Outcome == api.DrainMoved {
-			moved++
+	s := fmt.Sprintf("%s (started %s, batches of %d)", d.State, formatTime(d.Started), d.Batch)
+	switch {
+	case d.Message != "":
+		s += ": " + strings.Join(strings.Fields(d.Message), " ")
+	case d.State == api.DrainRunning:
+		moved := 0
+		for _, m := range d.Moves {
+			if m.Outcome == api.DrainMoved {
+				moved++
+			}
 		}
-	}
-	s := fmt.Sprintf("%s, started %s, %d of %d moved in %d batches of %d", d.State, formatTime(d.Started), moved, len(d.Moves), d.Batches, d.Batch)
-	if d.Message != "" {
-		s += "; " + strings.Join(strings.Fields(d.Message), " ")
+		s += fmt.Sprintf(": %d moved so far, batch %d", moved, d.Batches)
 	}
 	return s
 }
@@ -555,8 +558,16 @@ func (s *session) drainReport(plan *api.DrainPlan, st *api.DrainStatus) error {
 	return fmt.Errorf("the drain of %s ended %s: %s was not emptied (see the report above; the host stays in maintenance)", st.Host, st.State, st.Host)
 }
 
+// took rounds a duration for people: to 10ms under 10s, else to seconds.
+func took(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
+
 func printDrainReport(out io.Writer, st *api.DrainStatus) {
-	fmt.Fprintf(out, "\nDrain of %s: %s after %s\n", st.Host, strings.ToUpper(string(st.State)), st.Finished.Sub(st.Started).Round(time.Second))
+	fmt.Fprintf(out, "\nDrain of %s: %s after %s\n", st.Host, strings.ToUpper(string(st.State)), took(st.Finished.Sub(st.Started)))
 	var moved, failed, going []api.DrainMoveStatus
 	for _, m := range st.Moves {
 		switch m.Outcome {
