@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -175,4 +176,27 @@ func qemuOf(host, workload string) []int {
 		}
 	}
 	return out
+}
+
+// TestBenchFailoverQEMU: the failover benchmark with real QEMU guests runs
+// a round, and no guest ever runs on two hosts.
+func TestBenchFailoverQEMU(t *testing.T) {
+	why := lvdaemon.Missing()
+	if why == "" {
+		why = lvdaemon.GuestMissing()
+	}
+	if why != "" {
+		if os.Getenv(requireRealEnv) == "1" {
+			t.Fatalf("%s=1 but QEMU cannot run here: %s", requireRealEnv, why)
+		}
+		t.Skipf("SKIP: needs root, libvirtd, QEMU and a guest kernel: %s (set %s=1 to make this a failure)", why, requireRealEnv)
+	}
+	out, err := exec.Command(filepath.Join(binDir, "bulwarkd"), "bench", "failover", "--driver", "qemu", "--rounds", "1", "--workloads", "1").CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("bench failover --driver qemu: %v", err)
+	}
+	if !strings.Contains(string(out), "double_runs=0 lost=0") {
+		t.Fatal("bench failover --driver qemu did not report double_runs=0 lost=0")
+	}
 }
