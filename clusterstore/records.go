@@ -30,6 +30,7 @@ func AgentTokenKey(host string) string   { return AgentTokensPrefix + host }
 func MaintenanceKey(host string) string  { return MaintenancePrefix + host }
 func ResetKey(workload string) string    { return ResetsPrefix + workload }
 func TokenKey(id string) string          { return TokensPrefix + id }
+func ServiceKey(name string) string      { return ServicesPrefix + name }
 func HostStatusPrefix(host string) string {
 	return StatusPrefix + host + "/"
 }
@@ -121,12 +122,14 @@ type Snapshot struct {
 	// workload.
 	Maintenance map[string]Versioned[api.Maintenance]
 	Resets      map[string]Versioned[api.ResetRequest]
+	// Services are the replicated services, by name.
+	Services map[string]Versioned[api.Service]
 }
 
 // snapshotPrefixes are the prefixes a Snapshot holds.
 var snapshotPrefixes = []string{NodesPrefix, HeartbeatsPrefix, WorkloadsPrefix, AllocationsPrefix, StatusPrefix, PendingPrefix,
 	FencingPrefix, FenceRequestsPrefix, FenceHealthPrefix, HostStatePrefix, SettingsKey,
-	VolumesPrefix, LocksPrefix, VIPsPrefix, VIPClaimsPrefix, MaintenancePrefix, ResetsPrefix}
+	VolumesPrefix, LocksPrefix, VIPsPrefix, VIPClaimsPrefix, MaintenancePrefix, ResetsPrefix, ServicesPrefix}
 
 // ReadSnapshot reads every prefix of a Snapshot at one revision. Records that
 // fail to decode are skipped and returned as errors in bad, so that one
@@ -150,6 +153,7 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 		VIPClaims:     map[string]Versioned[api.Claim]{},
 		Maintenance:   map[string]Versioned[api.Maintenance]{},
 		Resets:        map[string]Versioned[api.ResetRequest]{},
+		Services:      map[string]Versioned[api.Service]{},
 	}
 	// Every prefix at one revision: one consistent read that skips the
 	// event history and the election keys.
@@ -197,6 +201,8 @@ func ReadSnapshot(ctx context.Context, s Store) (snap *Snapshot, bad []error, er
 			derr = decodeInto(kv, snap.Maintenance, name)
 		case "resets":
 			derr = decodeInto(kv, snap.Resets, name)
+		case "services":
+			derr = decodeInto(kv, snap.Services, name)
 		case "allocations":
 			a, e := DecodeAllocation(kv)
 			if derr = e; e == nil {

@@ -38,6 +38,7 @@ const (
 	FenceHealthPrefix   = Prefix + "fencehealth/"
 	MaintenancePrefix   = Prefix + "maintenance/"
 	ResetsPrefix        = Prefix + "resets/"
+	ServicesPrefix      = Prefix + "services/"
 )
 
 // LeaseID identifies a TTL lease. 0 means no lease.

@@ -66,6 +66,11 @@ var routeRoles = map[string]api.Role{
 	"POST /v1/nodes/{name}/drain":         api.RoleAdmin,
 	"GET /v1/nodes/{name}/drain/plan":     api.RoleViewer,
 	"POST /v1/workloads/{name}/reset":     api.RoleAdmin,
+	"GET /v1/services":                    api.RoleViewer,
+	"POST /v1/services":                   api.RoleAdmin,
+	"GET /v1/services/{name}":             api.RoleViewer,
+	"DELETE /v1/services/{name}":          api.RoleAdmin,
+	"PUT /v1/services/{name}/scale":       api.RoleAdmin,
 }
 
 // roleFor is the role a request needs: its route's rule, or by method

@@ -180,7 +180,7 @@ func relevant(evs []clusterstore.Event) bool {
 		k := ev.KV.Key
 		for _, p := range []string{clusterstore.WorkloadsPrefix, clusterstore.NodesPrefix, clusterstore.HeartbeatsPrefix, clusterstore.AllocationsPrefix,
 			clusterstore.StatusPrefix, clusterstore.FencingPrefix, clusterstore.FenceRequestsPrefix, clusterstore.SettingsKey,
-			clusterstore.MaintenancePrefix, clusterstore.ResetsPrefix} {
+			clusterstore.MaintenancePrefix, clusterstore.ResetsPrefix, clusterstore.ServicesPrefix} {
 			if strings.HasPrefix(k, p) {
 				return true
 			}
@@ -205,6 +205,9 @@ func (l *leader) evaluate(ctx context.Context) (again bool, err error) {
 	again, err = l.cleanup(ctx, snap)
 	if err != nil || again {
 		return again, err
+	}
+	if changed, err := l.services(ctx, snap, now); err != nil || changed {
+		return changed, err
 	}
 	if changed, err := l.reschedule(ctx, snap, now); err != nil || changed {
 		return changed, err

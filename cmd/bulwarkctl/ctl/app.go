@@ -93,6 +93,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		workloadCommand(),
 		vmCommand(),
 		containerCommand(),
+		serviceCommand(),
 		volumeCommand(),
 		vipCommand(),
 		applyCommand(),
