@@ -153,7 +153,7 @@ func (c *HealthCheck) problems() []error {
 		if c.Port < 1 || c.Port > 65535 {
 			errs = append(errs, fmt.Errorf("port %d is out of range: use 1 to 65535", c.Port))
 		}
-		if len(c.Command) > 0 {
+		if c.Command != nil {
 			errs = append(errs, fmt.Errorf("a %s check takes no command", c.Type))
 		}
 		if c.Type == CheckTCP && c.Path != "" {

@@ -102,6 +102,7 @@ func TestHealthCheckValidate(t *testing.T) {
 		{HealthCheck{Type: CheckHTTP, Port: 80}, `check: http path "" must start with '/'`},
 		{HealthCheck{Type: CheckHTTP, Port: 80, Path: "health"}, `check: http path "health" must start with '/'`},
 		{HealthCheck{Type: CheckHTTP, Port: 80, Path: "/", Command: []string{"x"}}, "check: a http check takes no command"},
+		{HealthCheck{Type: CheckTCP, Port: 80, Command: []string{}}, "check: a tcp check takes no command"},
 		{HealthCheck{Type: CheckExec}, `check: an exec check needs a command: its program first, e.g. ["/bin/sh", "-c", "test -f /tmp/ready"]`},
 		{HealthCheck{Type: CheckExec, Command: []string{" ", "x"}}, `check: an exec check needs a command: its program first, e.g. ["/bin/sh", "-c", "test -f /tmp/ready"]`},
 		{HealthCheck{Type: CheckExec, Command: []string{"/bin/x", "a\x00b"}}, "check: the exec command has a NUL character"},

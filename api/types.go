@@ -336,6 +336,8 @@ type WorkloadView struct {
 	// current allocation (see WorkloadStatus).
 	Health       string `json:"health,omitempty"`
 	HealthDetail string `json:"health_detail,omitempty"`
+	// Runtime is the host driver's record of the running instance.
+	Runtime *RuntimeRef `json:"runtime,omitempty"`
 }
 
 // Health is the body of GET /v1/health.

@@ -314,6 +314,14 @@ func TestDevClusterTour(t *testing.T) {
 	if len(tasks) != 1 || tasks[0].Workload != "web1" || tasks[0].State != "running" || tasks[0].Epoch != w.Epoch {
 		t.Fatalf("tasks on %s: %+v", w.Host, tasks)
 	}
+	// The store keeps the driver's record of the instance, as the host has it.
+	eventually(t, "web1's runtime record", 5*time.Second, func() bool {
+		ctlJSON(t, apiURL, &w, "workload", "show", "web1")
+		return w.Runtime != nil
+	})
+	if w.Runtime.Driver != "libvirt" || w.Runtime.ID != tasks[0].ID || w.Runtime.ID == "" {
+		t.Fatalf("runtime record %+v, task %+v", w.Runtime, tasks[0])
+	}
 
 	// Bad input: a clear error, a non-zero exit, and the store unchanged.
 	h0, err := health(apiURL)

@@ -130,6 +130,17 @@ func TestHealthCheckRestartsThenMoves(t *testing.T) {
 		t.Errorf("flaky reschedules %d, want 1", w.Reschedules)
 	}
 
+	// A host that lost its lease (a machine too loaded to renew it in
+	// time) fenced itself and killed everything it ran, steady too: say
+	// so, since what follows then fails for that reason.
+	if all, err := c.api.ListEvents(ctx, client.EventFilter{}); err == nil {
+		for _, e := range all {
+			if strings.HasPrefix(e.Type, "host-") && e.Message != "now ready" {
+				t.Logf("NOTE: %s %s: %s (the checks below assume the hosts kept their leases)", e.Type, e.Host, e.Message)
+			}
+		}
+	}
+
 	// Events: unhealthy on the first host, the reschedule, and (for the
 	// restarts that passed their checks) healthy again.
 	evs, err := c.api.ListEvents(ctx, client.EventFilter{Workload: "flaky"})

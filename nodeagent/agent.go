@@ -477,7 +477,7 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desired, cur drivers.Status) {
 	name, epoch := d.alloc.Workload, d.alloc.Epoch
 	if cur.Workload != "" && cur.Epoch == epoch && cur.State == drivers.TaskRunning && !a.stopUnhealthy(ctx, d) {
-		a.report(ctx, sess, name, epoch, api.StateRunning, "")
+		a.reportRunning(ctx, sess, d, cur.ID)
 		return
 	}
 	now := a.cfg.now()
@@ -533,6 +533,7 @@ func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desire
 	rs.next = now.Add(time.Second << min(rs.restarts, 6))
 	rs.lastErr = ""
 	a.report(ctx, sess, name, epoch, api.StateStarting, "")
+	a.resetHealth(d)
 	if err := a.cfg.Driver.Start(ctx, task); err != nil {
 		a.log.Error("start failed", "workload", name, "epoch", epoch, "err", err)
 		rs.lastErr = err.Error()
@@ -546,7 +547,7 @@ func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desire
 		a.report(ctx, sess, name, epoch, api.StateFailed, rs.lastErr)
 	case st.State == drivers.TaskRunning:
 		a.log.Info("started", "workload", name, "epoch", epoch)
-		a.report(ctx, sess, name, epoch, api.StateRunning, "")
+		a.reportRunning(ctx, sess, d, st.ID)
 	default:
 		a.report(ctx, sess, name, epoch, api.StateFailed, fmt.Sprintf("not running after start: %s %s", st.State, st.Detail))
 	}
@@ -603,7 +604,7 @@ func (a *Agent) reportStatus(ctx context.Context, sess *clusterstore.Session, st
 	old, ok := a.reported[name]
 	a.mu.Unlock()
 	if ok && old.Epoch == st.Epoch && old.State == st.State && old.Reason == st.Reason && old.GaveUp == st.GaveUp &&
-		old.Health == st.Health && old.HealthDetail == st.HealthDetail {
+		old.Health == st.Health && old.HealthDetail == st.HealthDetail && sameRuntime(old.Runtime, st.Runtime) {
 		return
 	}
 	st.Schema, st.Host, st.UpdatedAt = api.SchemaVersion, a.cfg.Host, a.cfg.now().UTC()
@@ -615,6 +616,26 @@ func (a *Agent) reportStatus(ctx context.Context, sess *clusterstore.Session, st
 	a.mu.Lock()
 	a.reported[name] = st
 	a.mu.Unlock()
+}
+
+// reportRunning reports a running workload with the driver's own record of
+// the instance (domain UUID, container ID), versioned with the status.
+func (a *Agent) reportRunning(ctx context.Context, sess *clusterstore.Session, d desired, id string) {
+	drv := a.cfg.Driver.Name()
+	if set, ok := a.cfg.Driver.(drivers.Set); ok {
+		if k, err := set.For(d.spec.Kind); err == nil {
+			drv = k.Name()
+		}
+	}
+	a.reportStatus(ctx, sess, api.WorkloadStatus{Workload: d.alloc.Workload, Epoch: d.alloc.Epoch, State: api.StateRunning,
+		Runtime: &api.RuntimeRef{Driver: drv, ID: id}})
+}
+
+func sameRuntime(a, b *api.RuntimeRef) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 func (a *Agent) deleteStatus(ctx context.Context, name string) {

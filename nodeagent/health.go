@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -26,7 +27,8 @@ import (
 // restart policy as a failed workload (restarts with backoff, then GaveUp,
 // then the leader moves it), and every status report carries the health
 // (fillHealth). A health change wakes the loop so that this happens at
-// once, not at the next resync.
+// once, not at the next resync. Every start of a workload by ensure
+// begins a new run (resetHealth): a fresh monitor, grace period first.
 
 // maxProbes bounds the checks in flight on one host.
 const maxProbes = 16
@@ -57,22 +59,30 @@ func (h *healthChecks) poke() {
 	}
 }
 
-// monitor watches one run of one workload: an epoch, and the number of
-// restarts at that epoch when it began (a restart starts a new monitor,
-// with a new grace period).
+// monitor watches one run of one workload at one epoch.
 type monitor struct {
 	epoch int64
-	run   int
 	// check is the spec's check, to notice a change.
 	check api.HealthCheck
+	phase monitorPhase
 	st    healthState
-	// cancel stops the goroutine; nil if there is none (the check cannot
-	// run here).
+	// cancel stops the goroutine; nil if there is none (not checking, or
+	// the check cannot run here).
 	cancel context.CancelFunc
-	// retired: ensure acted on the unhealthy result; the state stays for
-	// the reports until the workload runs again.
-	retired bool
 }
+
+type monitorPhase int
+
+const (
+	// monStarting: ensure is starting the workload; the checks begin once
+	// it runs.
+	monStarting monitorPhase = iota
+	// monChecking: the checks run (or cannot run here: health unknown).
+	monChecking
+	// monRetired: ensure acted on the unhealthy result; the state stays
+	// for the reports until the next start.
+	monRetired
+)
 
 func (m *monitor) stop() {
 	if m.cancel != nil {
@@ -129,29 +139,18 @@ func (s *healthState) observe(now time.Time, err error) bool {
 }
 
 // syncHealth runs a monitor for exactly the workloads with a check that
-// this pass left running here (running maps them to their epoch), and
-// stops the others' — those whose check ensure acted on stay, retired,
-// while the workload is still wanted here at that epoch, so that its
-// reports still say why it failed.
+// this pass left running here (running maps them to their epoch). The
+// others' stop; those being started or that ensure acted on stay, without
+// checking, while they are wanted here at that epoch.
 func (a *Agent) syncHealth(ctx context.Context, want map[string]desired, running map[string]int64) {
-	runs := map[string]int{}
-	a.mu.Lock()
-	for name, d := range want {
-		runs[name] = a.runOf(name, d.alloc.Epoch)
-	}
-	a.mu.Unlock()
 	h := a.health
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for name, m := range h.mons {
 		d, wanted := want[name]
-		epoch, isRunning := running[name]
 		keep := wanted && d.alloc.Epoch == m.epoch && d.spec.Check != nil && reflect.DeepEqual(*d.spec.Check, m.check)
-		if keep && !m.retired {
-			keep = isRunning && epoch == m.epoch && runs[name] == m.run
-		}
-		if keep && m.retired && isRunning && runs[name] != m.run {
-			keep = false // restarted: a new monitor takes over below
+		if keep && m.phase == monChecking {
+			keep = running[name] == m.epoch
 		}
 		if !keep {
 			m.stop()
@@ -163,29 +162,35 @@ func (a *Agent) syncHealth(ctx context.Context, want map[string]desired, running
 		if !ok || d.spec.Check == nil || d.alloc.Epoch != epoch {
 			continue
 		}
-		if m, ok := h.mons[name]; ok && !m.retired {
+		if m, ok := h.mons[name]; ok && m.phase == monChecking {
 			continue
 		}
-		if m, ok := h.mons[name]; ok {
-			m.stop()
-		}
-		h.mons[name] = a.startMonitor(ctx, d, runs[name])
-		h.poke() // report "starting" now
+		h.mons[name] = a.startMonitor(ctx, d)
+		h.poke() // report its health now
 	}
 }
 
-// runOf is the number of restarts of the workload at epoch (a.mu held).
-func (a *Agent) runOf(name string, epoch int64) int {
-	if rs := a.restarts[name]; rs != nil && rs.epoch == epoch {
-		return rs.restarts
+// resetHealth begins a new run of the workload: ensure is about to start
+// it. Its monitor, if any, stops; with a check, health is "starting" until
+// the checks of the new run begin.
+func (a *Agent) resetHealth(d desired) {
+	h := a.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	name := d.alloc.Workload
+	if m, ok := h.mons[name]; ok {
+		m.stop()
+		delete(h.mons, name)
 	}
-	return 0
+	if d.spec.Check != nil {
+		h.mons[name] = &monitor{epoch: d.alloc.Epoch, check: *d.spec.Check, phase: monStarting}
+	}
 }
 
-// startMonitor begins checking one run of a workload (a.health.mu held).
-func (a *Agent) startMonitor(ctx context.Context, d desired, run int) *monitor {
+// startMonitor begins checking a running workload (a.health.mu held).
+func (a *Agent) startMonitor(ctx context.Context, d desired) *monitor {
 	c := *d.spec.Check
-	m := &monitor{epoch: d.alloc.Epoch, run: run, check: c, st: newHealthState(c, a.cfg.now())}
+	m := &monitor{epoch: d.alloc.Epoch, check: c, phase: monChecking, st: newHealthState(c, a.cfg.now())}
 	var ex drivers.Execer
 	switch {
 	case d.spec.Kind != api.KindContainer && c.Type != api.CheckExec:
@@ -236,7 +241,7 @@ func (a *Agent) watchHealth(ctx context.Context, name string, m *monitor, c api.
 		h := a.health
 		h.mu.Lock()
 		from := m.st.health
-		changed := !m.retired && m.st.observe(a.cfg.now(), err)
+		changed := m.phase == monChecking && m.st.observe(a.cfg.now(), err)
 		to, detail := m.st.health, m.st.detail
 		h.mu.Unlock()
 		if changed {
@@ -283,7 +288,7 @@ func (a *Agent) probe(ctx context.Context, name string, epoch int64, c api.Healt
 	default:
 		return fmt.Errorf("unknown check type %q", c.Type)
 	}
-	if err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+	if err != nil && ctx.Err() == nil && (pctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
 		return fmt.Errorf("%s: no answer within %s", what, timeout)
 	}
 	return err
@@ -381,17 +386,14 @@ func lastLine(s string, max int) string {
 // it did.
 func (a *Agent) stopUnhealthy(ctx context.Context, d desired) bool {
 	name, epoch := d.alloc.Workload, d.alloc.Epoch
-	a.mu.Lock()
-	run := a.runOf(name, epoch)
-	a.mu.Unlock()
 	h := a.health
 	h.mu.Lock()
 	m := h.mons[name]
-	act := m != nil && !m.retired && m.epoch == epoch && m.run == run && m.st.health == api.HealthUnhealthy
+	act := m != nil && m.phase == monChecking && m.epoch == epoch && m.st.health == api.HealthUnhealthy
 	var why string
 	if act {
 		m.stop()
-		m.retired, why = true, m.st.detail
+		m.phase, why = monRetired, m.st.detail
 	}
 	h.mu.Unlock()
 	if !act {
@@ -425,14 +427,13 @@ func (a *Agent) fillHealth(st *api.WorkloadStatus) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.mons[st.Workload]
-	if m == nil || m.epoch != st.Epoch {
-		return
+	switch {
+	case m == nil || m.epoch != st.Epoch:
+	case m.phase == monStarting:
+		if st.State == api.StateStarting || st.State == api.StateRunning {
+			st.Health = api.HealthStarting
+		}
+	default:
+		st.Health, st.HealthDetail = m.st.health, m.st.detail
 	}
-	if m.retired && st.State == api.StateRunning {
-		// Restarted after it was unhealthy; its new monitor starts at the
-		// end of this pass.
-		st.Health = api.HealthStarting
-		return
-	}
-	st.Health, st.HealthDetail = m.st.health, m.st.detail
 }

@@ -67,7 +67,7 @@ func workloadView(snap *clusterstore.Snapshot, w api.Workload) api.WorkloadView 
 		}
 	case st != nil && st.Host == v.Host && st.Epoch == v.Epoch:
 		v.State, v.Reason = st.State, st.Reason
-		v.Health, v.HealthDetail = st.Health, st.HealthDetail
+		v.Health, v.HealthDetail, v.Runtime = st.Health, st.HealthDetail, st.Runtime
 		if st.GaveUp && a.Value.Reschedules >= api.RescheduleLimit {
 			again := "try again with"
 			if ft := snap.Settings.FailureTimeout; ft > 0 {

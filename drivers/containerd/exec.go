@@ -76,7 +76,7 @@ func (d *Driver) Exec(ctx context.Context, workload string, cmd []string) (int, 
 	out := &tailBuffer{max: MaxExecOutput}
 	proc, err := task.Exec(ctx, id, &pspec, cio.NewCreator(cio.WithStreams(nil, out, out)))
 	if err != nil {
-		return -1, "", fmt.Errorf("exec %s: %w", workload, readable(err))
+		return -1, "", fmt.Errorf("exec %s: %w", workload, ctxOr(ctx, readable(err)))
 	}
 	// Clean up even when ctx is over: kill what may still run, then
 	// delete the process (which also closes its pipes).
@@ -90,7 +90,7 @@ func (d *Driver) Exec(ctx context.Context, workload string, cmd []string) (int, 
 		return -1, "", fmt.Errorf("exec %s: wait: %w", workload, err)
 	}
 	if err := proc.Start(ctx); err != nil {
-		return -1, "", fmt.Errorf("exec %s: start %q: %w", workload, cmd[0], readable(err))
+		return -1, "", fmt.Errorf("exec %s: start %q: %w", workload, cmd[0], ctxOr(ctx, readable(err)))
 	}
 	var es client.ExitStatus
 	select {
@@ -116,6 +116,15 @@ func (d *Driver) Exec(ctx context.Context, workload string, cmd []string) (int, 
 		// Delete cancels the copy; what arrived is kept.
 	}
 	return int(es.ExitCode()), out.String(), nil
+}
+
+// ctxOr is ctx's error if it has ended (containerd's answer to a call cut
+// short by it does not match context.DeadlineExceeded), else err.
+func ctxOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // execID is a fresh exec process ID, unique within the task.

@@ -64,6 +64,7 @@ Getting started (a one-process cluster on this machine):
 The API address is taken from --api, else from $BULWARK_API, else it is
 http://127.0.0.1:7370. The global options --api and -o may also be given
 after the command, e.g. "bulwarkctl node list -o json".
+` + credentialsHelp + `
 Run "bulwarkctl COMMAND --help" for the details of each command.
 
 Output: tables by default; -o json or -o yaml print the server's records

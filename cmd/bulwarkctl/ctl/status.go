@@ -27,6 +27,7 @@ var statusEventTypes = map[string]bool{
 	"host-lost": true, "host-fencing": true, "fenced": true, "fence-failed": true,
 	"unfenceable": true, "recovering": true, "rescheduling": true, "preempted": true,
 	"move-failed": true, "drain-incomplete": true, "drain-timed-out": true,
+	"unhealthy": true,
 }
 
 const (

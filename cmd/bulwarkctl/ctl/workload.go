@@ -220,6 +220,17 @@ func writeWorkload(out io.Writer, w *api.WorkloadView) {
 		restart = string(api.RestartAlways) + " (default)"
 	}
 	row(tw, "Restart:", restart)
+	if w.Runtime != nil {
+		row(tw, "Runtime:", strings.TrimSpace(w.Runtime.Driver+" "+w.Runtime.ID))
+	}
+	if w.Check != nil {
+		row(tw, "Check:", w.Check.String())
+		health := w.Health
+		if d := strings.Join(strings.Fields(w.HealthDetail), " "); d != "" {
+			health = strings.TrimSpace(health + " (" + d + ")")
+		}
+		row(tw, "Health:", orDash(health))
+	}
 	if len(w.Volumes) > 0 {
 		row(tw, "Volumes:", strings.Join(w.Volumes, ", "))
 	}
