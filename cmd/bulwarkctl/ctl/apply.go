@@ -139,6 +139,11 @@ func apply(c *cli.Context, args []string) error {
 	if !client.IsConflict(err) {
 		return explain(err, "workload", "")
 	}
+	if msg := apiMessage(err); msg != "" && !(strings.HasPrefix(msg, "workload ") && strings.HasSuffix(msg, "already exists")) {
+		// A conflict that is not the name: a floating IP attached
+		// elsewhere, a volume changed meanwhile. Say what it was.
+		return fmt.Errorf("%s: %s", spec.Name, msg)
+	}
 	return applyExisting(s, spec)
 }
 
