@@ -69,6 +69,11 @@ func TestDevClusterQEMU(t *testing.T) {
 	})
 	waitLine(t, dev, "Bulwark dev cluster is up", qemuDevUp)
 	t.Logf("dev cluster up after %s", time.Since(begin).Round(time.Millisecond))
+	tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+	if err != nil {
+		t.Fatalf("dev cluster admin token: %v", err)
+	}
+	registerToken(apiURL, string(tok))
 
 	kernel := filepath.Join(dataDir, "guest", "vmlinuz")
 	initrd := filepath.Join(dataDir, "guest", "initramfs.cpio")
