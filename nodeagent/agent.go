@@ -414,8 +414,10 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 
 	// Stop what is no longer ours first: it frees resources.
 	var gone []string
-	for name := range have {
-		if _, ok := want[name]; !ok {
+	for name, cur := range have {
+		// Not ours any more, or ours at another epoch (an old instance:
+		// it goes first, and releases its claims, before the new one).
+		if d, ok := want[name]; !ok || cur.Epoch != d.alloc.Epoch {
 			gone = append(gone, name)
 		}
 	}

@@ -296,8 +296,8 @@ func (a *Agent) syncVIPs(ctx context.Context, cs clusterShared, running map[stri
 		if err != nil {
 			continue
 		}
-		a.dropAddress(addr, p, a.ifaceFor(v))
-		if c, ok := cs.vipClaims[addr]; ok && c.Value.Host == a.cfg.Host {
+		absent := a.dropAddress(addr, p, a.ifaceFor(v))
+		if c, ok := cs.vipClaims[addr]; ok && c.Value.Host == a.cfg.Host && absent {
 			if err := clusterstore.ReleaseClaim(ctx, a.cfg.Store, clusterstore.VIPClaimKey(addr), c.Value); err != nil {
 				a.log.Warn("release floating IP", "vip", addr, "err", err)
 			} else {
@@ -407,27 +407,44 @@ func (a *Agent) hasAddress(iface string, p netip.Prefix) (bool, error) {
 	return false, nil
 }
 
-// dropAddress removes a floating IP from this host if it is on the
-// interface.
-func (a *Agent) dropAddress(addr string, p netip.Prefix, iface string) {
+// dropAddress removes a floating IP from this host if it is on an
+// interface, and reports whether the address is confirmed absent (only then
+// may its claim be released). An unknown interface means: look on all.
+func (a *Agent) dropAddress(addr string, p netip.Prefix, iface string) (absent bool) {
 	a.mu.Lock()
 	if h, ok := a.shared.vips[addr]; ok && iface == "" {
 		iface = h.iface
 	}
 	delete(a.shared.vips, addr)
 	a.mu.Unlock()
+	ifaces := []string{iface}
 	if iface == "" {
-		return
+		all, err := a.net.Interfaces()
+		if err != nil {
+			a.log.Error("floating IP: list interfaces", "vip", p, "err", err)
+			return false
+		}
+		ifaces = ifaces[:0]
+		for _, i := range all {
+			ifaces = append(ifaces, i.Name)
+		}
 	}
-	present, err := a.hasAddress(iface, p)
-	if err != nil || !present {
-		return
+	for _, ifn := range ifaces {
+		present, err := a.hasAddress(ifn, p)
+		if err != nil {
+			a.log.Error("floating IP: read addresses", "vip", p, "interface", ifn, "err", err)
+			return false
+		}
+		if !present {
+			continue
+		}
+		if err := a.net.DelAddress(ifn, p); err != nil {
+			a.log.Error("remove floating IP", "vip", p, "interface", ifn, "err", err)
+			return false
+		}
+		a.log.Info("floating IP down", "vip", p, "interface", ifn)
 	}
-	if err := a.net.DelAddress(iface, p); err != nil {
-		a.log.Error("remove floating IP", "vip", p, "interface", iface, "err", err)
-		return
-	}
-	a.log.Info("floating IP down", "vip", p, "interface", iface)
+	return true
 }
 
 // dropAllVIPs removes every floating IP this host carries and its port

@@ -110,6 +110,13 @@ func (f *failover) step(ctx context.Context, snap *clusterstore.Snapshot, now ti
 			stopping[host]++
 		}
 	}
+	// So must a host that holds volume locks or floating-IP claims: only
+	// its fence record releases them.
+	for _, claims := range []map[string]clusterstore.Versioned[api.Claim]{snap.Locks, snap.VIPClaims} {
+		for _, c := range claims {
+			stopping[c.Value.Host]++
+		}
+	}
 	wd := failure.Config{SuspectGrace: f.cfg.SuspectGrace, WatchdogFencing: snap.Settings.WatchdogFencing}
 
 	f.mu.Lock()

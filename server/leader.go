@@ -413,9 +413,12 @@ func (l *leader) place(ctx context.Context, snap *clusterstore.Snapshot, now tim
 		if _, placed := snap.Allocations[name]; placed || w.Value.Deleting {
 			continue
 		}
-		if host := stillRunningOn(snap, name); host != "" {
-			// Preempted (or moved) but its old host has not stopped it
-			// yet: placing it now could run it twice.
+		if host := reportingHost(snap, name); host != "" {
+			// Its old host still reports it (running, starting, stopping,
+			// or failed — a failed destroy may leave it running): placing
+			// it now could run it twice. Agents delete a workload's status
+			// only once its destroy is confirmed; a dead host's statuses go
+			// with its lease, and then the fence record decides.
 			held = append(held, scheduler.Unplaced{Workload: name, Reason: heldReason(host)})
 			continue
 		}
