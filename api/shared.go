@@ -165,38 +165,46 @@ type Publish struct {
 // ParseVIPPrefix reads "ADDR/PREFIX" and refuses what can never be a
 // floating IP. The address keeps its host bits.
 func ParseVIPPrefix(s string) (netip.Prefix, error) {
-	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not an IP address with a prefix length (like 192.0.2.10/24 or 2001:db8::10/64)", s)
 	}
 	a := p.Addr()
 	switch {
-	case a.Zone() != "":
-		return netip.Prefix{}, fmt.Errorf("%q: a floating IP has no zone", s)
-	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast(), a.IsLinkLocalUnicast(), a.IsLinkLocalMulticast():
-		return netip.Prefix{}, fmt.Errorf("%q: unspecified, loopback, multicast and link-local addresses cannot float", s)
 	case a.Is4In6():
-		return netip.Prefix{}, fmt.Errorf("%q: write IPv4 addresses in dotted form", s)
-	case a.Is4() && p.Bits() == 32, a.Is6() && p.Bits() == 128:
-		// a host route is fine
-	case a.Is4() && a == p.Masked().Addr():
-		return netip.Prefix{}, fmt.Errorf("%q is the network address of its subnet, not a host address", s)
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 address: write the IPv4 form (like 192.0.2.10/24)", s)
+	case a.IsUnspecified():
+		return netip.Prefix{}, fmt.Errorf("%q is the unspecified address, not a host's address", s)
+	case a.IsLoopback():
+		return netip.Prefix{}, fmt.Errorf("%q is a loopback address: a floating IP must be reachable from other hosts", s)
+	case a.IsMulticast():
+		return netip.Prefix{}, fmt.Errorf("%q is a multicast address, not a host's address", s)
+	case a.IsLinkLocalUnicast():
+		return netip.Prefix{}, fmt.Errorf("%q is a link-local address: use an address from the hosts' subnet", s)
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return netip.Prefix{}, fmt.Errorf("%q is the broadcast address, not a host's address", s)
 	}
-	if a.Is4() && p.Bits() < 32 {
-		last := lastAddr(p)
-		if a == last {
-			return netip.Prefix{}, fmt.Errorf("%q is the broadcast address of its subnet", s)
+	// In subnets with room for a network and broadcast address (shorter than
+	// /31 or /127), those two are not host addresses.
+	if p.Bits() < a.BitLen()-1 {
+		if a == p.Masked().Addr() {
+			return netip.Prefix{}, fmt.Errorf("%q is the network address of %s, not a host's address (it has no host bits)", s, p.Masked())
+		}
+		if a.Is4() && a == lastAddr(p) {
+			return netip.Prefix{}, fmt.Errorf("%q is the broadcast address of %s, not a host's address", s, p.Masked())
 		}
 	}
 	return p, nil
 }
 
+// lastAddr is the highest address in p's subnet.
 func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // VIPKeyName is the store key name of an address: the address alone.

@@ -1,4 +1,4 @@
-package network
+package api
 
 import (
 	"net/netip"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParsePrefix(t *testing.T) {
+func TestParseVIPPrefix(t *testing.T) {
 	for _, tc := range []struct {
 		in      string
 		want    string // "" when an error is expected
@@ -41,15 +41,15 @@ func TestParsePrefix(t *testing.T) {
 		{in: "fe80::1/64", errPart: "link-local"},
 		{in: "::ffff:10.1.2.3/120", errPart: "IPv4-mapped"},
 	} {
-		got, err := ParsePrefix(tc.in)
+		got, err := ParseVIPPrefix(tc.in)
 		if tc.want != "" {
 			if err != nil || got != netip.MustParsePrefix(tc.want) {
-				t.Errorf("ParsePrefix(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+				t.Errorf("ParseVIPPrefix(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
 			}
 			continue
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.errPart) {
-			t.Errorf("ParsePrefix(%q) = %v, %v; want an error containing %q", tc.in, got, err, tc.errPart)
+			t.Errorf("ParseVIPPrefix(%q) = %v, %v; want an error containing %q", tc.in, got, err, tc.errPart)
 		}
 	}
 }
