@@ -49,6 +49,10 @@ func AcquireClaim(ctx context.Context, s Store, key string, c api.Claim, now tim
 		}
 		if ok {
 			if SameHolder(cur.Value, c) {
+				// Ours already: still only while the allocation is.
+				if err := allocationAt(ctx, s, c); err != nil {
+					return api.Claim{}, err
+				}
 				return cur.Value, nil
 			}
 			return cur.Value, &HeldError{Holder: cur.Value}
@@ -63,16 +67,24 @@ func AcquireClaim(ctx context.Context, s Store, key string, c api.Claim, now tim
 		if done {
 			return c, nil
 		}
-		akv, exists, _, err := s.Get(ctx, AllocationKey(c.Workload))
-		if err != nil {
+		if err := allocationAt(ctx, s, c); err != nil {
 			return api.Claim{}, err
-		}
-		if !exists || akv.CreateRevision != c.Epoch {
-			return api.Claim{}, fmt.Errorf("claim %s for %s at epoch %d: %w", c.Resource, c.Workload, c.Epoch, ErrStaleEpoch)
 		}
 		// Someone claimed it between our read and our write: read again.
 	}
 	return api.Claim{}, fmt.Errorf("claim %s: contended, try again", c.Resource)
+}
+
+// allocationAt checks that c's allocation exists at c's epoch.
+func allocationAt(ctx context.Context, s Store, c api.Claim) error {
+	akv, exists, _, err := s.Get(ctx, AllocationKey(c.Workload))
+	if err != nil {
+		return err
+	}
+	if !exists || akv.CreateRevision != c.Epoch {
+		return fmt.Errorf("claim %s for %s at epoch %d: %w", c.Resource, c.Workload, c.Epoch, ErrStaleEpoch)
+	}
+	return nil
 }
 
 // ReleaseClaim removes the claim at key if c's allocation holds it; a claim
