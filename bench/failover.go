@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bulwarkhq/bulwark/api"
@@ -99,15 +101,27 @@ func newRig(ctx context.Context, cfg FailoverConfig) (*rig, func(), error) {
 		dir = d
 		cleanup = func() { os.RemoveAll(d) }
 	}
-	ports, err := freePorts(2)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
+	// Free ports are picked, closed, then bound: another process may take
+	// one in between, so a start that lost that race is tried again.
+	var cl *devcluster.Cluster
+	var err error
+	for attempt := 1; ; attempt++ {
+		var ports []int
+		if ports, err = freePorts(2); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		cl, err = devcluster.Start(ctx, devcluster.Config{
+			Hosts: cfg.Hosts, DataDir: dir, APIAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), EtcdPort: ports[1],
+			SessionTTL: cfg.SessionTTL, BMCLatency: cfg.BMCLatency, Driver: cfg.Driver, Netns: cfg.VIP, Log: cfg.Log,
+		})
+		if err == nil || attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+		if rmErr := os.RemoveAll(filepath.Join(dir, "etcd")); rmErr != nil {
+			break
+		}
 	}
-	cl, err := devcluster.Start(ctx, devcluster.Config{
-		Hosts: cfg.Hosts, DataDir: dir, APIAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), EtcdPort: ports[1],
-		SessionTTL: cfg.SessionTTL, BMCLatency: cfg.BMCLatency, Driver: cfg.Driver, Netns: cfg.VIP, Log: cfg.Log,
-	})
 	if err != nil {
 		cleanup()
 		return nil, nil, err

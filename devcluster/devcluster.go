@@ -47,7 +47,7 @@ type Config struct {
 	DataDir string
 	// APIAddr is where the server listens, e.g. 127.0.0.1:7370.
 	APIAddr string
-	// EtcdPort is the embedded etcd's client port on 127.0.0.1 (peer port is +1).
+	// EtcdPort is the embedded etcd's client port on 127.0.0.1 (the peer port is picked free).
 	EtcdPort int
 	// HostCPUs and HostMemory size each simulated host.
 	HostCPUs   int
@@ -201,7 +201,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		Dir:       filepath.Join(cfg.DataDir, "etcd"),
 		Name:      "dev",
 		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", cfg.EtcdPort),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", cfg.EtcdPort+1),
+		// The peer port is internal to this single member: picked free.
 	})
 	if err != nil {
 		ln.Close()

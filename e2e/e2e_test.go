@@ -513,12 +513,27 @@ func startDev(t *testing.T, hosts int) (apiURL string, dev *proc, dataDir string
 // its network namespaces with --netns ("bwd<etcdPort>-host-1").
 func startDevWith(t *testing.T, hosts int, extra ...string) (apiURL string, dev *proc, dataDir string, etcdPort int) {
 	t.Helper()
-	dataDir = t.TempDir()
-	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	etcdPort = freePort(t)
-	args := append([]string{"dev", "--hosts", strconv.Itoa(hosts), "--data-dir", dataDir, "--api-addr", apiAddr, "--etcd-port", strconv.Itoa(etcdPort)}, extra...)
-	dev = startProc(t, "bulwarkd", args...)
-	waitLine(t, dev, "Bulwark dev cluster is up", 90*time.Second)
+	var apiAddr string
+	// Free ports are picked, closed, then bound by the dev cluster: with many
+	// tests in parallel another process may take one in between. Such a
+	// start is retried with fresh ports; any other early exit fails.
+	for attempt := 1; ; attempt++ {
+		dataDir = t.TempDir()
+		apiAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		etcdPort = freePort(t)
+		args := append([]string{"dev", "--hosts", strconv.Itoa(hosts), "--data-dir", dataDir, "--api-addr", apiAddr, "--etcd-port", strconv.Itoa(etcdPort)}, extra...)
+		dev = startProc(t, "bulwarkd", args...)
+		eventually(t, "dev cluster up or exited", 90*time.Second, func() bool {
+			return dev.exited() || strings.Contains(dev.out.String(), "Bulwark dev cluster is up")
+		})
+		if !dev.exited() {
+			break
+		}
+		if attempt == 3 || !strings.Contains(dev.out.String(), "address already in use") {
+			t.Fatalf("process exited early:\n%s", dev.out.String())
+		}
+		t.Logf("dev cluster start lost a port race, retrying:\n%s", dev.out.String())
+	}
 	tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
 	if err != nil {
 		t.Fatalf("dev cluster admin token: %v", err)

@@ -40,10 +40,10 @@ func TestDaemonsOverEtcdTLS(t *testing.T) {
 	agentCert, agentKey := issue("h1", pki.KindAgent, "agent", "h1", "127.0.0.1")
 
 	member, err := etcdstore.StartEmbedded(etcdstore.EmbeddedConfig{
-		Dir:            filepath.Join(dir, "etcd"),
-		Name:           "e2e-tls",
-		ClientURL:      fmt.Sprintf("https://127.0.0.1:%d", freePort(t)),
-		PeerURL:        fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		Dir:       filepath.Join(dir, "etcd"),
+		Name:      "e2e-tls",
+		ClientURL: fmt.Sprintf("https://127.0.0.1:%d", freePort(t)),
+		// PeerURL left empty: picked free, retried if taken meanwhile.
 		ClientCertFile: etcdCert, ClientKeyFile: etcdKey,
 		ClientCAFile: caFile, ClientCertAuth: true,
 	})

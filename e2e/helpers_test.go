@@ -18,7 +18,7 @@ func startEmbeddedEtcd(t *testing.T) string {
 		Dir:       t.TempDir(),
 		Name:      "e2e",
 		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", port),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		// PeerURL left empty: picked free, retried if taken meanwhile.
 	})
 	if err != nil {
 		t.Fatalf("embedded etcd: %v", err)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -200,6 +201,23 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if err := cfg.checkTLS(); err != nil {
 		return nil, fmt.Errorf("start embedded etcd: %w", err)
 	}
+	// A port left to us is picked free and then bound by etcd: another
+	// process may take it in between, so such a start is retried with fresh
+	// ports. A port the caller named is its choice and fails at once.
+	var err error
+	for attempt := 1; ; attempt++ {
+		var e *Embedded
+		e, err = startEmbedded(cfg)
+		if err == nil {
+			return e, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || (cfg.ClientURL != "" && cfg.PeerURL != "") || attempt == 5 {
+			return nil, err
+		}
+	}
+}
+
+func startEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	clientScheme := "http"
 	if cfg.tls() {
 		clientScheme = "https"

@@ -213,7 +213,7 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "hosts", Value: 3, Usage: "number of simulated hosts (1-64)"},
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "where etcd data and host logs go"},
 			&cli.StringFlag{Name: "api-addr", Value: "127.0.0.1:7370", Usage: "API listen address"},
-			&cli.IntFlag{Name: "etcd-port", Value: 7379, Usage: "embedded etcd client port on 127.0.0.1 (the peer port is the next one)"},
+			&cli.IntFlag{Name: "etcd-port", Value: 7379, Usage: "embedded etcd client port on 127.0.0.1 (the peer port is picked free)"},
 			&cli.IntFlag{Name: "host-cpus", Value: 8, Usage: "CPUs of each simulated host"},
 			&cli.StringFlag{Name: "host-memory", Value: "16GiB", Usage: "memory of each simulated host"},
 			&cli.DurationFlag{Name: "bmc-latency", Value: time.Second, Usage: "how long each emulated BMC takes to power its host off"},
