@@ -236,6 +236,18 @@ type Settings struct {
 	// (re)start, or has waited that long since its host gave up on it. 0:
 	// never (clear it with POST /v1/workloads/{name}/reset).
 	FailureTimeout Duration `json:"failure_timeout"`
+	// RebalanceThreshold is the load spread, in percentage points, that
+	// rebalancing tolerates between the most and the least loaded host in
+	// service (a host's load is the larger of its CPU and memory use, in
+	// percent of its allocatable capacity). 1 to 100; default 20.
+	RebalanceThreshold int `json:"rebalance_threshold,omitempty"`
+	// AutoRebalance lets the leader carry out the rebalance plan by
+	// itself, at most every AutoRebalanceInterval (1m to 168h, default
+	// 10m). Off by default: `bulwarkctl rebalance` does it on request.
+	// (omitempty: zero is never valid for the threshold and the interval,
+	// and a server that predates rebalancing refuses fields it lacks.)
+	AutoRebalance         bool     `json:"auto_rebalance,omitempty"`
+	AutoRebalanceInterval Duration `json:"auto_rebalance_interval,omitempty"`
 }
 
 // DefaultFailureTimeout is the failure_timeout of the default settings.
@@ -246,7 +258,8 @@ const MaxFailureTimeout = 30 * 24 * time.Hour
 
 // DefaultSettings are used until an operator changes them.
 func DefaultSettings() Settings {
-	return Settings{Schema: SchemaVersion, Strategy: StrategyBinpack, FailureTimeout: Duration(DefaultFailureTimeout)}
+	return Settings{Schema: SchemaVersion, Strategy: StrategyBinpack, FailureTimeout: Duration(DefaultFailureTimeout),
+		RebalanceThreshold: DefaultRebalanceThreshold, AutoRebalanceInterval: Duration(DefaultAutoRebalanceInterval)}
 }
 
 // Validate checks cluster settings.
@@ -274,6 +287,12 @@ func (s *Settings) Validate() error {
 	}
 	if s.ReservedMemory < 0 || s.ReservedMemory > MaxMemory {
 		errs = append(errs, fmt.Errorf("reserved_memory must be from 0 to %s, got %s", MaxMemory, s.ReservedMemory))
+	}
+	if s.RebalanceThreshold < 1 || s.RebalanceThreshold > 100 {
+		errs = append(errs, fmt.Errorf("rebalance_threshold must be from 1 to 100 (percentage points of load between the most and least loaded host), got %d", s.RebalanceThreshold))
+	}
+	if iv := time.Duration(s.AutoRebalanceInterval); iv < MinAutoRebalanceInterval || iv > MaxAutoRebalanceInterval {
+		errs = append(errs, fmt.Errorf("auto_rebalance_interval must be from %s to %s, got %s", MinAutoRebalanceInterval, MaxAutoRebalanceInterval, s.AutoRebalanceInterval))
 	}
 	return errors.Join(errs...)
 }

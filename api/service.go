@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,8 @@ import (
 const (
 	// MaxReplicas is the most replicas a service may ask for.
 	MaxReplicas = 100
+	// MaxServicePorts bounds a service's load-balanced ports.
+	MaxServicePorts = 32
 	// MaxMemberIndex bounds member names: "<service>-<n>" with n at most
 	// this (indexes of members still stopping are not reused at once).
 	MaxMemberIndex = 999
@@ -42,6 +45,83 @@ type ServiceSpec struct {
 	// AntiAffinity is "auto" (the default: hard anti-affinity group
 	// "svc-<name>") or "none" (no spread).
 	AntiAffinity string `json:"anti_affinity,omitempty"`
+	// VIP is a floating IP (created with `vip create`, attached to nothing)
+	// that spreads new connections over the healthy members: one host holds
+	// it, and forwards each port in Ports to the members' hosts.
+	VIP string `json:"vip,omitempty"`
+	// Ports are the VIP's load-balanced ports; they need VIP.
+	Ports []ServicePort `json:"ports,omitempty"`
+}
+
+// ServicePort is one load-balanced port: connections to VIP:Port go to
+// TargetPort on a healthy member's host (members of a container service
+// share their host's network).
+type ServicePort struct {
+	Port       int    `json:"port"`
+	TargetPort int    `json:"target_port"`
+	Proto      string `json:"proto,omitempty"`
+}
+
+func (p ServicePort) String() string {
+	return fmt.Sprintf("%d:%d/%s", p.Port, p.TargetPort, p.Proto)
+}
+
+// ParseServicePort reads "PORT:TARGETPORT[/tcp|/udp]" (or "PORT", which
+// means the same port on the members).
+func ParseServicePort(s string) (ServicePort, error) {
+	bad := fmt.Errorf("port %q: use PORT:TARGETPORT[/tcp|/udp], e.g. 80:8080 or 53:5353/udp", s)
+	body, proto, hasProto := strings.Cut(s, "/")
+	if hasProto && proto != "tcp" && proto != "udp" {
+		return ServicePort{}, fmt.Errorf("port %q: protocol %q is unknown: use tcp or udp", s, proto)
+	}
+	a, b, two := strings.Cut(body, ":")
+	if !two {
+		b = a
+	}
+	port, err1 := strconv.Atoi(a)
+	target, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil {
+		return ServicePort{}, bad
+	}
+	p := ServicePort{Port: port, TargetPort: target, Proto: proto}
+	p.normalize()
+	if err := p.Validate(); err != nil {
+		return ServicePort{}, err
+	}
+	return p, nil
+}
+
+func (p *ServicePort) normalize() {
+	if p.Proto == "" {
+		p.Proto = "tcp"
+	}
+}
+
+// Validate checks one port.
+func (p *ServicePort) Validate() error {
+	if p.Port < 1 || p.Port > 65535 || p.TargetPort < 1 || p.TargetPort > 65535 {
+		return fmt.Errorf("port %d:%d: ports must be from 1 to 65535", p.Port, p.TargetPort)
+	}
+	if p.Proto != "tcp" && p.Proto != "udp" {
+		return fmt.Errorf("port %d:%d: protocol %q is unknown: use tcp or udp", p.Port, p.TargetPort, p.Proto)
+	}
+	return nil
+}
+
+// Pool is what the leader keeps in a service's floating IP: the ports and
+// the members that take new connections (running, healthy, on a live
+// host). The host holding the address forwards to exactly these.
+type Pool struct {
+	Ports    []ServicePort `json:"ports"`
+	Backends []Backend     `json:"backends"`
+}
+
+// Backend is one member in a pool: its host's address on the floating
+// IP's network.
+type Backend struct {
+	Workload string `json:"workload"`
+	Host     string `json:"host"`
+	Address  string `json:"address"`
 }
 
 // Service is the stored record of a service, at
@@ -60,7 +140,10 @@ type ServiceMember struct {
 	Name     string `json:"name"`
 	State    State  `json:"state"`
 	Host     string `json:"host,omitempty"`
+	Health   string `json:"health,omitempty"`
 	Deleting bool   `json:"deleting,omitempty"`
+	// InPool: it takes new connections of the service's VIP.
+	InPool bool `json:"in_pool,omitempty"`
 }
 
 // ServiceView is a service as the API returns it: the record, how many
@@ -70,6 +153,12 @@ type ServiceView struct {
 	Running   int             `json:"running"`
 	Members   []string        `json:"members"`
 	Instances []ServiceMember `json:"instances,omitempty"`
+	// With a load-balanced VIP: the member it follows (Anchor), the host
+	// holding it now (VIPHolder, empty while none does), and the members
+	// taking new connections (Pool).
+	Anchor    string `json:"anchor,omitempty"`
+	VIPHolder string `json:"vip_holder,omitempty"`
+	Pool      *Pool  `json:"pool,omitempty"`
 }
 
 // ScaleRequest is the body of PUT /v1/services/{name}/scale.
@@ -104,6 +193,12 @@ func MemberIndex(service string, w *WorkloadSpec) (int, bool) {
 func (s *ServiceSpec) Normalize() {
 	if s.AntiAffinity == "" {
 		s.AntiAffinity = AntiAffinityAuto
+	}
+	if a, err := netip.ParseAddr(s.VIP); err == nil {
+		s.VIP = a.Unmap().String()
+	}
+	for i := range s.Ports {
+		s.Ports[i].normalize()
 	}
 }
 
@@ -161,8 +256,9 @@ func (s *ServiceSpec) Validate() error {
 		errs = append(errs, fmt.Errorf("the template may not set the label %s: Bulwark sets it on every member", ServiceLabel))
 	}
 	if len(t.VIPs) > 0 || len(t.Publish) > 0 {
-		errs = append(errs, errors.New("floating IPs and published ports follow one workload: a service's members cannot share them (load-balanced service addresses are not there yet)"))
+		errs = append(errs, errors.New("the template has floating IPs or published ports, which follow one workload: give the service a load-balanced address with vip and ports instead"))
 	}
+	errs = append(errs, s.validateVIP()...)
 	if len(t.Volumes) > 0 {
 		errs = append(errs, errors.New("volumes are not supported for services yet: give each member's data to a separate workload"))
 	}
@@ -179,6 +275,40 @@ func (s *ServiceSpec) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (s *ServiceSpec) validateVIP() []error {
+	var errs []error
+	switch {
+	case s.VIP == "" && len(s.Ports) > 0:
+		errs = append(errs, errors.New("ports need a vip: the address whose ports are load-balanced"))
+	case s.VIP != "" && len(s.Ports) == 0:
+		errs = append(errs, fmt.Errorf("vip %s has no ports: say which ports to load-balance, e.g. 80:8080", s.VIP))
+	}
+	if s.VIP != "" {
+		if a, err := netip.ParseAddr(s.VIP); err != nil || a.Zone() != "" {
+			errs = append(errs, fmt.Errorf("vip %q is not an IP address (give the floating IP's address, without prefix length)", s.VIP))
+		}
+	}
+	if len(s.Ports) > MaxServicePorts {
+		errs = append(errs, fmt.Errorf("%d ports: at most %d are allowed", len(s.Ports), MaxServicePorts))
+	}
+	seen := map[string]bool{}
+	for _, p := range s.Ports {
+		if err := p.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		k := fmt.Sprintf("%d/%s", p.Port, p.Proto)
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("port %s is given twice", k))
+		}
+		seen[k] = true
+	}
+	if s.VIP != "" && s.Template.Kind == KindVM {
+		errs = append(errs, errors.New("a load-balanced vip is for container services (members use their host's network); VMs have their own addresses"))
+	}
+	return errs
 }
 
 func flattenErrs(err error) []error {

@@ -36,6 +36,25 @@ func TestServiceValidate(t *testing.T) {
 		{"template kind", func(s *ServiceSpec) { s.Template.Kind = "" }, "template: kind is missing"},
 		{"template no image", func(s *ServiceSpec) { s.Template.Image = "" }, "template: a container needs an image"},
 		{"spread without group", func(s *ServiceSpec) { s.AntiAffinity = AntiAffinityNone; s.Template.SpreadBy = "rack" }, "spread_by needs anti-affinity auto"},
+		{"vip", func(s *ServiceSpec) { s.VIP, s.Ports = "192.0.2.80", []ServicePort{{Port: 80, TargetPort: 8080}} }, ""},
+		{"vip v6", func(s *ServiceSpec) {
+			s.VIP, s.Ports = "2001:db8::80", []ServicePort{{Port: 53, TargetPort: 5353, Proto: "udp"}}
+		}, ""},
+		{"vip without ports", func(s *ServiceSpec) { s.VIP = "192.0.2.80" }, "has no ports"},
+		{"ports without vip", func(s *ServiceSpec) { s.Ports = []ServicePort{{Port: 80, TargetPort: 8080}} }, "ports need a vip"},
+		{"vip not an address", func(s *ServiceSpec) { s.VIP, s.Ports = "192.0.2.80/24", []ServicePort{{Port: 80, TargetPort: 80}} }, "is not an IP address"},
+		{"port zero", func(s *ServiceSpec) { s.VIP, s.Ports = "192.0.2.80", []ServicePort{{Port: 0, TargetPort: 80}} }, "ports must be from 1 to 65535"},
+		{"port too big", func(s *ServiceSpec) { s.VIP, s.Ports = "192.0.2.80", []ServicePort{{Port: 80, TargetPort: 65536}} }, "ports must be from 1 to 65535"},
+		{"port proto", func(s *ServiceSpec) {
+			s.VIP, s.Ports = "192.0.2.80", []ServicePort{{Port: 80, TargetPort: 80, Proto: "sctp"}}
+		}, `protocol "sctp" is unknown`},
+		{"port twice", func(s *ServiceSpec) {
+			s.VIP, s.Ports = "192.0.2.80", []ServicePort{{Port: 80, TargetPort: 80}, {Port: 80, TargetPort: 81, Proto: "tcp"}}
+		}, "port 80/tcp is given twice"},
+		{"vip on vms", func(s *ServiceSpec) {
+			s.Template = WorkloadSpec{Kind: KindVM, CPUs: 1, Memory: 256 * MiB}
+			s.VIP, s.Ports = "192.0.2.80", []ServicePort{{Port: 80, TargetPort: 80}}
+		}, "for container services"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -89,5 +108,34 @@ func TestServiceMember(t *testing.T) {
 	m = long.Member(MaxMemberIndex)
 	if err := ValidateName("workload", m.Name); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestParseServicePort(t *testing.T) {
+	good := map[string]ServicePort{
+		"80:8080":     {Port: 80, TargetPort: 8080, Proto: "tcp"},
+		"80":          {Port: 80, TargetPort: 80, Proto: "tcp"},
+		"53:5353/udp": {Port: 53, TargetPort: 5353, Proto: "udp"},
+		"443:443/tcp": {Port: 443, TargetPort: 443, Proto: "tcp"},
+	}
+	for in, want := range good {
+		got, err := ParseServicePort(in)
+		if err != nil || got != want {
+			t.Errorf("%q: %+v %v, want %+v", in, got, err, want)
+		}
+	}
+	bad := map[string]string{
+		"":           "use PORT:TARGETPORT",
+		"http":       "use PORT:TARGETPORT",
+		"80:":        "use PORT:TARGETPORT",
+		"0:80":       "ports must be from 1 to 65535",
+		"80:70000":   "ports must be from 1 to 65535",
+		"80:80/sctp": `protocol "sctp" is unknown`,
+		"-1:80":      "ports must be from 1 to 65535",
+	}
+	for in, want := range bad {
+		if _, err := ParseServicePort(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", in, err, want)
+		}
 	}
 }

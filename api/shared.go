@@ -137,6 +137,13 @@ type VIP struct {
 	Schema int `json:"schema"`
 	VIPSpec
 	CreatedAt time.Time `json:"created_at"`
+	// Service: the address load-balances this service (set when the
+	// service is created with it, cleared when it is deleted). The leader
+	// then points Workload at one running member (the anchor: its host
+	// holds the address, so the address fails over as any floating IP
+	// does) and keeps Pool up to date.
+	Service string `json:"service,omitempty"`
+	Pool    *Pool  `json:"pool,omitempty"`
 }
 
 // VIPView is a floating IP as the API returns it.

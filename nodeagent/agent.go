@@ -36,6 +36,12 @@ type Config struct {
 	Resync time.Duration
 	// StopTimeout bounds a graceful stop before the workload is destroyed.
 	StopTimeout time.Duration
+	// UnhealthyStopDelay is how long a workload found unhealthy keeps
+	// running before its host stops it (to restart it): the unhealthy report
+	// reaches the store first, so that a service's load balancer takes it
+	// out of its pool before its connections are refused. Default 2s;
+	// negative: stop at once.
+	UnhealthyStopDelay time.Duration
 	// HTTPListen, if set, is where the agent serves GET /v1/tasks.
 	HTTPListen string
 	// WatchdogDevice, if set, is a hardware watchdog (/dev/watchdog) the
@@ -135,6 +141,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.UnhealthyStopDelay == 0 {
+		cfg.UnhealthyStopDelay = DefaultUnhealthyStopDelay
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -263,6 +272,11 @@ func (a *Agent) serveSession(ctx context.Context) error {
 	defer cancel()
 	wch := a.cfg.Store.Watch(wctx, clusterstore.AllocationsPrefix, rev+1)
 	fch := a.cfg.Store.Watch(wctx, clusterstore.FencingKey(a.cfg.Host), rev+1)
+	// Floating IP records change when a service's pool or anchor does,
+	// and a claim freed by a fence record may be ours to take: follow
+	// both at once rather than at the next resync.
+	vch := a.cfg.Store.Watch(wctx, clusterstore.VIPsPrefix, rev+1)
+	cch := a.cfg.Store.Watch(wctx, clusterstore.VIPClaimsPrefix, rev+1)
 	tick := time.NewTicker(a.cfg.Resync)
 	defer tick.Stop()
 	// Self-fencing is measured on our own monotonic clock from the send time
@@ -312,6 +326,14 @@ func (a *Agent) serveSession(ctx context.Context) error {
 		case resp, ok := <-fch:
 			if !ok || resp.Err != nil {
 				return fmt.Errorf("watch fence record: %v", resp.Err)
+			}
+		case resp, ok := <-vch:
+			if !ok || resp.Err != nil {
+				return fmt.Errorf("watch floating IPs: %v", resp.Err)
+			}
+		case resp, ok := <-cch:
+			if !ok || resp.Err != nil {
+				return fmt.Errorf("watch floating IP claims: %v", resp.Err)
 			}
 		case <-tick.C:
 		case <-a.health.wake:
@@ -466,7 +488,11 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 		}
 	}
 	a.mu.Unlock()
-	a.syncVIPs(ctx, cs, runningHere)
+	allocatedHere := make(map[string]int64, len(want))
+	for name, d := range want {
+		allocatedHere[name] = d.alloc.Epoch
+	}
+	a.syncVIPs(ctx, cs, runningHere, allocatedHere)
 	a.syncHealth(ctx, want, runningHere)
 	return nil
 }

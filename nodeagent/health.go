@@ -69,7 +69,16 @@ type monitor struct {
 	// cancel stops the goroutine; nil if there is none (not checking, or
 	// the check cannot run here).
 	cancel context.CancelFunc
+	// unhealthyAt is when the checks last turned unhealthy; drainPoke is
+	// set once a pass is scheduled for the end of UnhealthyStopDelay.
+	unhealthyAt time.Time
+	drainPoke   bool
 }
+
+// DefaultUnhealthyStopDelay is Config.UnhealthyStopDelay's default: time
+// for the unhealthy report to take the workload out of load-balancer pools
+// (measured: under half a second from report to rules on the holder).
+const DefaultUnhealthyStopDelay = 2 * time.Second
 
 type monitorPhase int
 
@@ -241,8 +250,12 @@ func (a *Agent) watchHealth(ctx context.Context, name string, m *monitor, c api.
 		h := a.health
 		h.mu.Lock()
 		from := m.st.health
-		changed := m.phase == monChecking && m.st.observe(a.cfg.now(), err)
+		now := a.cfg.now()
+		changed := m.phase == monChecking && m.st.observe(now, err)
 		to, detail := m.st.health, m.st.detail
+		if changed && to == api.HealthUnhealthy {
+			m.unhealthyAt, m.drainPoke = now, false
+		}
 		h.mu.Unlock()
 		if changed {
 			log := a.log.Info
@@ -390,6 +403,16 @@ func (a *Agent) stopUnhealthy(ctx context.Context, d desired) bool {
 	h.mu.Lock()
 	m := h.mons[name]
 	act := m != nil && m.phase == monChecking && m.epoch == epoch && m.st.health == api.HealthUnhealthy
+	if act && !m.unhealthyAt.IsZero() {
+		// Reported first, stopped a little later: see UnhealthyStopDelay.
+		if wait := m.unhealthyAt.Add(a.cfg.UnhealthyStopDelay).Sub(a.cfg.now()); wait > 0 {
+			act = false
+			if !m.drainPoke {
+				m.drainPoke = true
+				time.AfterFunc(wait, h.poke)
+			}
+		}
+	}
 	var why string
 	if act {
 		m.stop()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -34,6 +35,10 @@ type sharedState struct {
 	// forwards last installed, and whether they ever were.
 	forwards     []network.Forward
 	forwardsOnce bool
+	// balances last installed (load-balanced service addresses), and
+	// whether they ever were.
+	balances     []network.Balance
+	balancesOnce bool
 }
 
 type heldLeases struct {
@@ -262,7 +267,7 @@ func (a *Agent) ifaceFor(v api.VIP) string {
 // syncVIPs makes this host carry exactly the floating IPs of the workloads
 // it runs: claim, then add and announce; and for the rest, remove, then
 // release. running maps a workload to the epoch it runs at here.
-func (a *Agent) syncVIPs(ctx context.Context, cs clusterShared, running map[string]int64) {
+func (a *Agent) syncVIPs(ctx context.Context, cs clusterShared, running, allocated map[string]int64) {
 	if a.net == nil {
 		return
 	}
@@ -275,6 +280,12 @@ func (a *Agent) syncVIPs(ctx context.Context, cs clusterShared, running map[stri
 	desired := map[string]want{}
 	for addr, v := range cs.vips {
 		epoch, ok := running[v.Workload]
+		if v.Service != "" {
+			// A service's address balances for every copy: its anchor's
+			// host keeps it while the anchor is allocated here, even
+			// while the anchor itself restarts.
+			epoch, ok = allocated[v.Workload]
+		}
 		if v.Workload == "" || !ok {
 			continue
 		}
@@ -306,6 +317,7 @@ func (a *Agent) syncVIPs(ctx context.Context, cs clusterShared, running map[stri
 		}
 	}
 	var fwds []network.Forward
+	var lbs []network.Balance
 	addrs := make([]string, 0, len(desired))
 	for addr := range desired {
 		addrs = append(addrs, addr)
@@ -349,8 +361,62 @@ func (a *Agent) syncVIPs(ctx context.Context, cs clusterShared, running map[stri
 			}
 			fwds = append(fwds, network.Forward{Workload: w.v.Workload, VIP: pa, Proto: orTCP(pub.Proto), Port: uint16(pub.Port), ToPort: uint16(pub.ContainerPort)})
 		}
+		lbs = append(lbs, poolBalances(w.v, w.p.Addr())...)
 	}
 	a.syncForwards(fwds)
+	a.syncBalances(lbs)
+}
+
+// poolBalances are the load-balancing rules of a service's floating IP
+// this host holds: each port to every backend in the leader's pool.
+func poolBalances(v api.VIP, vip netip.Addr) []network.Balance {
+	if v.Service == "" || v.Pool == nil {
+		return nil
+	}
+	var out []network.Balance
+	for _, p := range v.Pool.Ports {
+		b := network.Balance{Name: v.Service, VIP: vip, Proto: orTCP(p.Proto), Port: uint16(p.Port)}
+		for _, be := range v.Pool.Backends {
+			if a, err := netip.ParseAddr(be.Address); err == nil && a.Is4() == vip.Is4() {
+				b.Targets = append(b.Targets, netip.AddrPortFrom(a, uint16(p.TargetPort)))
+			}
+		}
+		// No healthy backend: no rule, so connections are refused at
+		// once rather than sent nowhere.
+		if len(b.Targets) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// syncBalances installs the load-balancing rules when they changed.
+func (a *Agent) syncBalances(lbs []network.Balance) {
+	sort.Slice(lbs, func(i, j int) bool { return lbs[i].VIP.Less(lbs[j].VIP) || lbs[i].VIP == lbs[j].VIP && lbs[i].Port < lbs[j].Port })
+	a.mu.Lock()
+	same := a.shared.balancesOnce && reflect.DeepEqual(lbs, a.shared.balances)
+	a.mu.Unlock()
+	if same || (len(lbs) == 0 && !a.shared.balancesOnce && !a.balancesLeft()) {
+		a.mu.Lock()
+		a.shared.balancesOnce = true
+		a.mu.Unlock()
+		return
+	}
+	if err := a.net.SyncBalances(lbs); err != nil {
+		a.log.Error("load-balanced service addresses", "err", err)
+		return
+	}
+	a.log.Info("load-balancing rules installed", "balances", len(lbs))
+	a.mu.Lock()
+	a.shared.balances, a.shared.balancesOnce = lbs, true
+	a.mu.Unlock()
+}
+
+// balancesLeft says whether an earlier run left load-balancing rules; a
+// host that cannot read them (no iptables) has none of ours.
+func (a *Agent) balancesLeft() bool {
+	old, err := a.net.Balances()
+	return err == nil && len(old) > 0
 }
 
 func orTCP(p string) string {
@@ -468,6 +534,14 @@ func (a *Agent) dropAllVIPs() {
 		}
 		a.mu.Lock()
 		a.shared.forwards = nil
+		a.mu.Unlock()
+	}
+	if a.shared.balancesOnce && len(a.shared.balances) > 0 {
+		if err := a.net.ClearBalances(); err != nil {
+			a.log.Error("self-fence: clear load-balancing rules", "err", err)
+		}
+		a.mu.Lock()
+		a.shared.balances = nil
 		a.mu.Unlock()
 	}
 }

@@ -63,6 +63,7 @@ func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx cont
 	h.routeShared(mux)
 	h.routeMaintenance(mux)
 	h.routeServices(mux)
+	h.routeRebalance(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

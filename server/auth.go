@@ -71,6 +71,8 @@ var routeRoles = map[string]api.Role{
 	"GET /v1/services/{name}":             api.RoleViewer,
 	"DELETE /v1/services/{name}":          api.RoleAdmin,
 	"PUT /v1/services/{name}/scale":       api.RoleAdmin,
+	"GET /v1/rebalance":                   api.RoleViewer,
+	"POST /v1/rebalance":                  api.RoleAdmin,
 }
 
 // roleFor is the role a request needs: its route's rule, or by method

@@ -219,6 +219,9 @@ func (l *leader) evaluate(ctx context.Context) (again bool, err error) {
 			return changed, err
 		}
 	}
+	if changed, err := l.rebalance(ctx, snap, now); err != nil || changed {
+		return changed, err
+	}
 	if again, err = l.place(ctx, snap, now); err != nil || again || !drainsUnderWay(snap) {
 		return again, err
 	}

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,10 +48,22 @@ func serviceMembers(snap *clusterstore.Snapshot, service string) []serviceMember
 
 func serviceView(snap *clusterstore.Snapshot, s api.Service) api.ServiceView {
 	v := api.ServiceView{Service: s, Members: []string{}}
+	inPool := map[string]bool{}
+	if vip, ok := snap.VIPs[s.VIP]; ok && s.VIP != "" && vip.Value.Service == s.Name {
+		v.Anchor, v.Pool = vip.Value.Workload, vip.Value.Pool
+		if c, held := snap.VIPClaims[s.VIP]; held {
+			v.VIPHolder = c.Value.Host
+		}
+		if v.Pool != nil {
+			for _, b := range v.Pool.Backends {
+				inPool[b.Workload] = true
+			}
+		}
+	}
 	for _, m := range serviceMembers(snap, s.Name) {
 		wv := workloadView(snap, m.w.Value)
 		v.Members = append(v.Members, wv.Name)
-		v.Instances = append(v.Instances, api.ServiceMember{Name: wv.Name, State: wv.State, Host: wv.Host, Deleting: wv.Deleting})
+		v.Instances = append(v.Instances, api.ServiceMember{Name: wv.Name, State: wv.State, Host: wv.Host, Health: wv.Health, Deleting: wv.Deleting, InPool: inPool[wv.Name]})
 		if wv.State == api.StateRunning && !wv.Deleting {
 			v.Running++
 		}
@@ -95,13 +111,50 @@ func (h *Handler) createService(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := api.Service{Schema: api.SchemaVersion, ServiceSpec: spec, CreatedAt: h.now().UTC()}
 	key := clusterstore.ServiceKey(spec.Name)
-	done, _, err := h.store.Txn(r.Context(), []clusterstore.Cond{clusterstore.Missing(key)}, []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(rec))})
+	conds := []clusterstore.Cond{clusterstore.Missing(key)}
+	ops := []clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(rec))}
+	if spec.VIP != "" {
+		snap, ok := h.snapshot(w, r)
+		if !ok {
+			return
+		}
+		if _, exists := snap.Services[spec.Name]; exists {
+			writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("service %q already exists", spec.Name))
+			return
+		}
+		v, found := snap.VIPs[spec.VIP]
+		switch {
+		case !found:
+			writeError(w, http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("floating IP %s does not exist (create it first: bulwarkctl vip create %s/PREFIX --network NAME)", spec.VIP, spec.VIP))
+			return
+		case v.Value.Service != "":
+			writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("floating IP %s is already in use by service %s", spec.VIP, v.Value.Service))
+			return
+		case v.Value.Workload != "":
+			writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("floating IP %s is already in use: attached to workload %s (detach it first: bulwarkctl vip detach %s)", spec.VIP, v.Value.Workload, spec.VIP))
+			return
+		}
+		if _, held := snap.VIPClaims[spec.VIP]; held {
+			writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("floating IP %s is still held by a host; wait until it is released", spec.VIP))
+			return
+		}
+		vrec := v.Value
+		vrec.Service = spec.Name
+		vkey := clusterstore.VIPKey(spec.VIP)
+		conds = append(conds, clusterstore.ModRevisionIs(vkey, v.ModRevision), clusterstore.Missing(clusterstore.VIPClaimKey(spec.VIP)))
+		ops = append(ops, clusterstore.Put(vkey, clusterstore.Encode(vrec)))
+	}
+	done, _, err := h.store.Txn(r.Context(), conds, ops)
 	if err != nil {
 		h.storeError(w, "create service", err)
 		return
 	}
 	if !done {
-		writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("service %q already exists", spec.Name))
+		what := fmt.Sprintf("service %q already exists", spec.Name)
+		if spec.VIP != "" {
+			what = fmt.Sprintf("service %q already exists, or floating IP %s changed meanwhile; look again", spec.Name, spec.VIP)
+		}
+		writeError(w, http.StatusConflict, api.CodeConflict, what)
 		return
 	}
 	h.log.Info("service created", "service", spec.Name, "replicas", spec.Replicas, "kind", spec.Template.Kind)
@@ -197,6 +250,9 @@ func (l *leader) services(ctx context.Context, snap *clusterstore.Snapshot, now 
 		svc := snap.Services[name]
 		conds, ops := l.serviceStep(snap, svc, now, limit)
 		if len(ops) == 0 {
+			conds, ops = l.poolStep(snap, svc.Value, now)
+		}
+		if len(ops) == 0 {
 			continue
 		}
 		conds = append([]clusterstore.Cond{clusterstore.ModRevisionIs(clusterstore.ServiceKey(name), svc.ModRevision)}, conds...)
@@ -217,10 +273,21 @@ func (l *leader) serviceStep(snap *clusterstore.Snapshot, svc clusterstore.Versi
 	s := svc.Value
 	members := serviceMembers(snap, s.Name)
 	var live []serviceMember
+	anchor := ""
+	if v, ok := snap.VIPs[s.VIP]; ok && s.VIP != "" && v.Value.Service == s.Name {
+		anchor = v.Value.Workload
+	}
 	for _, m := range members {
-		if !m.w.Value.Deleting {
-			live = append(live, m)
+		if m.w.Value.Deleting {
+			continue
 		}
+		if m.w.Value.Name == anchor {
+			// The member whose host holds the service's address is kept
+			// when scaling down: moving the address breaks connections.
+			live = append([]serviceMember{m}, live...)
+			continue
+		}
+		live = append(live, m)
 	}
 	seq := 0
 	event := func(typ, workload, msg string) clusterstore.Op {
@@ -245,8 +312,15 @@ func (l *leader) serviceStep(snap *clusterstore.Snapshot, svc clusterstore.Versi
 	}
 	switch {
 	case s.Deleting && len(members) == 0:
-		// Every member is gone: the record goes too.
+		// Every member is gone: the record goes too, and its floating IP
+		// stays defined, free.
 		ops = append(ops, clusterstore.Delete(clusterstore.ServiceKey(s.Name)), event("service-deleted", "", fmt.Sprintf("service %s deleted", s.Name)))
+		if v, ok := snap.VIPs[s.VIP]; ok && s.VIP != "" && v.Value.Service == s.Name {
+			rec := v.Value
+			rec.Service, rec.Workload, rec.Pool = "", "", nil
+			conds = append(conds, clusterstore.ModRevisionIs(clusterstore.VIPKey(s.VIP), v.ModRevision))
+			ops = append(ops, clusterstore.Put(clusterstore.VIPKey(s.VIP), clusterstore.Encode(rec)))
+		}
 		l.log.Info("service deleted", "service", s.Name)
 	case len(live) > want:
 		// Surplus: the highest indexes go first.
@@ -291,4 +365,133 @@ func (l *leader) serviceStep(snap *clusterstore.Snapshot, svc clusterstore.Versi
 		ops = append(ops, event("service-scaled", "", fmt.Sprintf("service %s: %d running or starting, %d wanted: created %s", s.Name, len(live), want, strings.Join(created, ", "))))
 	}
 	return conds, ops
+}
+
+// poolStep keeps a load-balanced service's floating IP in line with its
+// members: Workload names the anchor (the member whose host holds the
+// address) and Pool the members that take new connections. It writes only
+// when something changed.
+func (l *leader) poolStep(snap *clusterstore.Snapshot, s api.Service, now time.Time) ([]clusterstore.Cond, []clusterstore.Op) {
+	if s.VIP == "" || s.Deleting {
+		return nil, nil
+	}
+	v, ok := snap.VIPs[s.VIP]
+	if !ok || v.Value.Service != s.Name {
+		return nil, nil
+	}
+	rec := servicePool(snap, s, v.Value)
+	if rec.Workload == v.Value.Workload && reflect.DeepEqual(rec.Pool, v.Value.Pool) {
+		return nil, nil
+	}
+	key := clusterstore.VIPKey(s.VIP)
+	var names []string
+	for _, b := range rec.Pool.Backends {
+		names = append(names, b.Workload)
+	}
+	msg := fmt.Sprintf("service %s: %s serves %d of %d: %s", s.Name, s.VIP, len(names), s.Replicas, strings.Join(names, ", "))
+	if len(names) == 0 {
+		msg = fmt.Sprintf("service %s: %s has no healthy member to forward to", s.Name, s.VIP)
+	}
+	if rec.Workload != v.Value.Workload {
+		msg += fmt.Sprintf("; the address follows %s (was %s)", rec.Workload, orNone(v.Value.Workload))
+	}
+	l.log.Info("service pool changed", "service", s.Name, "vip", s.VIP, "anchor", rec.Workload, "backends", names)
+	return []clusterstore.Cond{clusterstore.ModRevisionIs(key, v.ModRevision)},
+		[]clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(rec)), eventOp(now, 600, "service-pool", "", "", msg)}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// servicePool computes the record: the anchor stays while it is allocated
+// to a live host that has not given up on it (moving the address drops the
+// connections through it), else it becomes the first running member,
+// preferring healthy ones; the pool is every running, healthy
+// member on a live host with an address on the floating IP's network.
+func servicePool(snap *clusterstore.Snapshot, s api.Service, v api.VIP) api.VIP {
+	vip, _ := netip.ParseAddr(s.VIP)
+	pool := &api.Pool{Ports: slices.Clone(s.Ports), Backends: []api.Backend{}}
+	var live []string
+	running := map[string]bool{}
+	healthy := map[string]bool{}
+	// kept: allocated to a live host that has not given up on it. The
+	// anchor stays while kept: its host holds the address even while the
+	// anchor restarts there (see nodeagent syncVIPs).
+	kept := map[string]bool{}
+	for _, m := range serviceMembers(snap, s.Name) {
+		if m.w.Value.Deleting {
+			continue
+		}
+		name := m.w.Value.Name
+		live = append(live, name)
+		view := workloadView(snap, m.w.Value)
+		_, alive := snap.Heartbeats[view.Host]
+		if a, placed := snap.Allocations[name]; placed && alive {
+			st, reported := snap.Statuses[a.Value.Host][name]
+			kept[name] = !reported || st.Value.Epoch != a.Value.Epoch || !st.Value.GaveUp
+		}
+		if view.State != api.StateRunning || !alive {
+			continue
+		}
+		running[name] = true
+		if view.Health != "" && view.Health != api.HealthHealthy {
+			continue
+		}
+		healthy[name] = true
+		addr := hostAddressFor(snap, view.Host, v, vip)
+		if addr == "" {
+			continue
+		}
+		pool.Backends = append(pool.Backends, api.Backend{Workload: name, Host: view.Host, Address: addr})
+	}
+	anchor := v.Workload
+	if !kept[anchor] && !running[anchor] {
+		pick := func(ok func(string) bool) string {
+			for _, n := range live {
+				if ok(n) {
+					return n
+				}
+			}
+			return ""
+		}
+		next := cmp.Or(pick(func(n string) bool { return healthy[n] }), pick(func(n string) bool { return running[n] }))
+		switch {
+		case next != "":
+			anchor = next
+		case !slices.Contains(live, anchor) && len(live) > 0:
+			anchor = live[0]
+		case !slices.Contains(live, anchor):
+			anchor = ""
+		}
+	}
+	v.Workload, v.Pool = anchor, pool
+	return v
+}
+
+// hostAddressFor is a host's own address on the subnet of a floating IP:
+// where the address's holder forwards connections for that host's member.
+func hostAddressFor(snap *clusterstore.Snapshot, host string, v api.VIP, vip netip.Addr) string {
+	n, ok := snap.Nodes[host]
+	if !ok {
+		return ""
+	}
+	for _, hn := range n.Value.Networks {
+		if v.Network != "" && hn.Name != v.Network {
+			continue
+		}
+		if v.Network == "" && v.Interface != "" && hn.Interface != v.Interface {
+			continue
+		}
+		for _, sub := range hn.Subnets {
+			p, err := netip.ParsePrefix(sub)
+			if err == nil && p.Contains(vip) {
+				return p.Addr().String()
+			}
+		}
+	}
+	return ""
 }

@@ -241,6 +241,9 @@ func (h *Handler) sharedGuards(snap *clusterstore.Snapshot, spec api.WorkloadSpe
 		if !ok {
 			return nil, nil, http.StatusBadRequest, fmt.Errorf("floating IP %s does not exist (create it with: bulwarkctl vip create %s/PREFIX --interface IFACE)", addr, addr)
 		}
+		if v.Value.Service != "" {
+			return nil, nil, http.StatusConflict, fmt.Errorf("floating IP %s is in use: it is the load-balanced address of service %s", addr, v.Value.Service)
+		}
 		if v.Value.Workload != "" && v.Value.Workload != spec.Name {
 			return nil, nil, http.StatusConflict, fmt.Errorf("floating IP %s is already attached to %s", addr, v.Value.Workload)
 		}
@@ -441,6 +444,9 @@ func (h *Handler) attachVIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.changeVIP(w, r, func(snap *clusterstore.Snapshot, v *api.VIP) ([]clusterstore.Cond, int, error) {
+		if err := serviceOwned(v); err != nil {
+			return nil, http.StatusConflict, err
+		}
 		if v.Workload == req.Workload {
 			return nil, 0, errUnchanged
 		}
@@ -458,6 +464,9 @@ func (h *Handler) attachVIP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) detachVIP(w http.ResponseWriter, r *http.Request) {
 	h.changeVIP(w, r, func(_ *clusterstore.Snapshot, v *api.VIP) ([]clusterstore.Cond, int, error) {
+		if err := serviceOwned(v); err != nil {
+			return nil, http.StatusConflict, err
+		}
 		if v.Workload == "" {
 			return nil, 0, errUnchanged
 		}
@@ -467,6 +476,15 @@ func (h *Handler) detachVIP(w http.ResponseWriter, r *http.Request) {
 }
 
 var errUnchanged = errors.New("unchanged")
+
+// serviceOwned refuses to change by hand a floating IP that a service's
+// leader keeps.
+func serviceOwned(v *api.VIP) error {
+	if v.Service == "" {
+		return nil
+	}
+	return fmt.Errorf("floating IP %s is the load-balanced address of service %s; the cluster moves it between the service's copies (delete the service to free it)", strings.Split(v.Address, "/")[0], v.Service)
+}
 
 // changeVIP applies change to a VIP record in one guarded transaction.
 func (h *Handler) changeVIP(w http.ResponseWriter, r *http.Request, change func(*clusterstore.Snapshot, *api.VIP) ([]clusterstore.Cond, int, error)) {
@@ -502,6 +520,10 @@ func (h *Handler) changeVIP(w http.ResponseWriter, r *http.Request, change func(
 func (h *Handler) deleteVIP(w http.ResponseWriter, r *http.Request) {
 	snap, v, addr, ok := h.vipFromPath(w, r)
 	if !ok {
+		return
+	}
+	if err := serviceOwned(&v.Value); err != nil {
+		writeError(w, http.StatusConflict, api.CodeConflict, err.Error())
 		return
 	}
 	if v.Value.Workload != "" {

@@ -280,7 +280,8 @@ func TestPutSettingsSendsTheWholeSet(t *testing.T) {
 	if err := json.Unmarshal(rec.bodies[0], &sent); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"schema": 1.0, "strategy": "binpack", "preemption": false, "tolerate_host_failures": 0.0, "reserved_cpus": 0.0, "reserved_memory": "0B", "failure_timeout": "10m0s"}
+	want := map[string]any{"schema": 1.0, "strategy": "binpack", "preemption": false, "tolerate_host_failures": 0.0, "reserved_cpus": 0.0, "reserved_memory": "0B", "failure_timeout": "10m0s",
+		"rebalance_threshold": 20.0, "auto_rebalance_interval": "10m0s"}
 	if !reflect.DeepEqual(sent, want) {
 		t.Errorf("sent %v, want %v", sent, want)
 	}

@@ -102,6 +102,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		settingsCommand(),
 		eventsCommand(),
 		whatIfCommand(),
+		rebalanceCommand(),
 		statusCommand(),
 		devCommand(),
 		completionCommand(),

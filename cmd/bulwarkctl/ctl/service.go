@@ -33,8 +33,11 @@ The leader creates missing copies (lowest free number first) and, when you
 scale down, deletes the highest-numbered ones first. A copy on a failed
 host is restarted elsewhere once that host is fenced, as any workload is.
 
-Not there yet: a load-balanced address in front of the copies, and
-rebalancing when hosts join (see docs/services.md).
+With --vip ADDR --publish PORT:TARGETPORT, one floating IP spreads new
+connections over the healthy copies: the host holding it forwards each
+connection to a copy's host (iptables DNAT with the statistic match). A
+copy leaves the pool when unhealthy or not running and returns when
+healthy; the address fails over as any floating IP does (docs/services.md).
 
 Examples:
    bulwarkctl service create web --replicas 3 --image docker.io/library/nginx:1.27
@@ -76,6 +79,8 @@ func serviceCreateFlags() []cli.Flag {
 		&cli.StringFlag{Name: "initrd", Usage: "VM: initial ramdisk `PATH` for --kernel"},
 		&cli.StringFlag{Name: "cmdline", Usage: "VM: kernel command line `STRING` for --kernel"},
 		&cli.StringSliceFlag{Name: "network", Aliases: []string{"net"}, Usage: "VM network card on host bridge `BRIDGE[=MAC]`; repeat for more"},
+		&cli.StringFlag{Name: "vip", Usage: "load-balance the copies behind floating IP `ADDR` (create it first with bulwarkctl vip create); needs --publish"},
+		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "a load-balanced port of --vip: `PORT:TARGETPORT[/tcp|udp]`, e.g. 80:8080; repeat for more"},
 	}, flags...)
 }
 
@@ -112,7 +117,14 @@ What each copy runs: exactly one of
 
 ` + checkFlagsHelp(false) + `
 
-Volumes and floating IPs are not for services: copies cannot share them.
+Load-balanced address (containers; the copies use their host's network):
+--vip ADDR: a floating IP made with "bulwarkctl vip create ADDR/PREFIX
+      --network NAME" and attached to nothing; every host that runs a copy
+      should be on that network.
+--publish PORT:TARGETPORT[/tcp|udp]: connections to ADDR:PORT go to
+      TARGETPORT on a healthy copy's host; repeat for more ports.
+
+Volumes are not for services: copies cannot share them.
 
 The input is checked first; if it is invalid, nothing is sent to the server.
 
@@ -121,6 +133,7 @@ Examples:
    bulwarkctl service create echo --replicas 2 --image busybox:1.36 -- httpd -f -p 8080
    bulwarkctl service create app --replicas 3 --vm --memory 1GiB --disk /srv/images/app.qcow2:qcow2:ro --network br0
    bulwarkctl service create cache --replicas 4 --image redis:7 --anti-affinity none
+   bulwarkctl service create www --replicas 3 --image busybox:1.36 --vip 192.0.2.80 --publish 80:8080 --check http:8080/ -- httpd -f -p 8080
    bulwarkctl service create api --replicas 6 --image registry.example/api:2.0 --spread-by rack -o json`,
 		SkipFlagParsing: true,
 		Flags:           withGlobal(serviceCreateFlags()...),
@@ -149,8 +162,11 @@ func serviceCreate(c *cli.Context, args, command []string, dash bool) error {
 	}
 	v, err := s.api.CreateService(s.ctx, spec)
 	if err != nil {
-		if client.IsConflict(err) {
+		if client.IsConflict(err) && !strings.Contains(apiMessage(err), "floating IP") {
 			return fmt.Errorf("a service named %q already exists; pick another name, or delete it first with: bulwarkctl service delete %s --wait", name, name)
+		}
+		if client.IsConflict(err) {
+			return fmt.Errorf("cannot create service %s: %s", name, apiMessage(err))
 		}
 		return explain(err, "service", "")
 	}
@@ -171,7 +187,15 @@ func serviceSpecFromFlags(c *cli.Context, name string, command []string) (api.Se
 		kind = api.KindVM
 	}
 	tmpl, flagErrs := specFromFlags(c, "", kind)
-	spec := api.ServiceSpec{Name: name, Replicas: c.Int("replicas"), AntiAffinity: tmpl.AntiAffinity}
+	spec := api.ServiceSpec{Name: name, Replicas: c.Int("replicas"), AntiAffinity: tmpl.AntiAffinity, VIP: c.String("vip")}
+	for _, p := range c.StringSlice("publish") {
+		sp, err := api.ParseServicePort(p)
+		if err != nil {
+			flagErrs = append(flagErrs, err)
+			continue
+		}
+		spec.Ports = append(spec.Ports, sp)
+	}
 	tmpl.AntiAffinity = ""
 	if !c.IsSet("replicas") {
 		flagErrs = append(flagErrs, errors.New("--replicas is missing: say how many copies to keep running, e.g. --replicas 3"))
@@ -441,6 +465,18 @@ func writeService(out io.Writer, v *api.ServiceView) error {
 	if v.Template.Check != nil {
 		row(tw, "Check:", v.Template.Check.String())
 	}
+	if v.VIP != "" {
+		var ports []string
+		for _, p := range v.Ports {
+			ports = append(ports, p.String())
+		}
+		row(tw, "VIP:", fmt.Sprintf("%s ports %s, held by %s (follows %s)", v.VIP, strings.Join(ports, ","), orDash(v.VIPHolder), orDash(v.Anchor)))
+		n := 0
+		if v.Pool != nil {
+			n = len(v.Pool.Backends)
+		}
+		row(tw, "In pool:", fmt.Sprintf("%d of %d", n, v.Replicas))
+	}
 	row(tw, "Created:", formatTime(v.CreatedAt))
 	if err := tw.Flush(); err != nil {
 		return err
@@ -451,13 +487,25 @@ func writeService(out io.Writer, v *api.ServiceView) error {
 	}
 	fmt.Fprintln(out)
 	tw = newTable(out)
-	row(tw, "MEMBER", "STATE", "HOST")
+	if v.VIP != "" {
+		row(tw, "MEMBER", "STATE", "HOST", "HEALTH", "POOL")
+	} else {
+		row(tw, "MEMBER", "STATE", "HOST", "HEALTH")
+	}
 	for _, m := range v.Instances {
 		st := string(m.State)
 		if m.Deleting && m.State != api.StateStopping {
 			st += " (deleting)"
 		}
-		row(tw, m.Name, st, orDash(m.Host))
+		cells := []string{m.Name, st, orDash(m.Host), orDash(m.Health)}
+		if v.VIP != "" {
+			pool := "out"
+			if m.InPool {
+				pool = "in"
+			}
+			cells = append(cells, pool)
+		}
+		row(tw, cells...)
 	}
 	return tw.Flush()
 }

@@ -135,6 +135,12 @@ func TestServiceCreateBadInputSendsNothing(t *testing.T) {
 		{[]string{"web", "--replicas", "3", "--vm", "--cpus", "0"}, "template: cpus must be"},
 		{[]string{"web", "--replicas", "3", "--image", ""}, "--image is empty"},
 		{[]string{"--replicas", "3", "--vm"}, "missing NAME"},
+		{[]string{"web", "--replicas", "3", "--image", "busybox:1.36", "--vip", "192.0.2.80"}, "has no ports"},
+		{[]string{"web", "--replicas", "3", "--image", "busybox:1.36", "--publish", "80:8080"}, "ports need a vip"},
+		{[]string{"web", "--replicas", "3", "--image", "busybox:1.36", "--vip", "192.0.2.80", "--publish", "80:0"}, "ports must be from 1 to 65535"},
+		{[]string{"web", "--replicas", "3", "--image", "busybox:1.36", "--vip", "192.0.2.80", "--publish", "http"}, "use PORT:TARGETPORT"},
+		{[]string{"web", "--replicas", "3", "--image", "busybox:1.36", "--vip", "192.0.2.80/24", "--publish", "80"}, "is not an IP address"},
+		{[]string{"web", "--replicas", "3", "--vm", "--vip", "192.0.2.80", "--publish", "80"}, "for container services"},
 	}
 	for _, c := range cases {
 		f := newFakeServices(t)
@@ -179,6 +185,15 @@ func TestServiceCreate(t *testing.T) {
 	}
 	if spec.Template.Kind != api.KindVM || spec.AntiAffinity != "none" || spec.Template.Memory != api.GiB || spec.Template.VM == nil || !spec.Template.VM.Disks[0].ReadOnly {
 		t.Errorf("sent %s", body)
+	}
+
+	runSvc(t, f, "service", "create", "lb", "-r", "2", "--image", "busybox:1.36", "--vip", "192.0.2.80", "--publish", "80:8080", "-p", "53:5353/udp").mustSucceed(t)
+	spec = api.ServiceSpec{}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(f.requests[2], "POST /v1/services ")), &spec); err != nil {
+		t.Fatal(err)
+	}
+	if spec.VIP != "192.0.2.80" || len(spec.Ports) != 2 || spec.Ports[0] != (api.ServicePort{Port: 80, TargetPort: 8080, Proto: "tcp"}) || spec.Ports[1] != (api.ServicePort{Port: 53, TargetPort: 5353, Proto: "udp"}) {
+		t.Errorf("sent vip %q ports %+v", spec.VIP, spec.Ports)
 	}
 
 	r = runSvc(t, f, "service", "create", "app", "--vm", "-r", "2")

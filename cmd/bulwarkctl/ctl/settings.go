@@ -43,7 +43,19 @@ const settingsHelp = `The settings apply to the whole cluster and steer the sche
                             workload that reached the limit is tried again
                             that long after its host gave up. 0 means never
                             ("bulwarkctl workload reset" clears it by hand);
-                            e.g. 30m, up to 720h (default 10m)`
+                            e.g. 30m, up to 720h (default 10m)
+   rebalance-threshold      the load spread, in percentage points, that
+                            "bulwarkctl rebalance" evens out down to: the
+                            most loaded host in service minus the least
+                            loaded one, a host's load being the larger of
+                            its CPU and memory use in percent; 1 to 100
+                            (default 20)
+   auto-rebalance           true: the leader rebalances by itself, at most
+                            every auto-rebalance-interval (moves stop a
+                            workload and start it on another host); false
+                            (default): only "bulwarkctl rebalance" does
+   auto-rebalance-interval  how often at most the leader rebalances with
+                            auto-rebalance on, from 1m to 168h (default 10m)`
 
 func settingsCommand() *cli.Command {
 	return &cli.Command{
@@ -68,9 +80,10 @@ func settingsShowCommand() *cli.Command {
 		Description: `Shows the settings in effect; until an operator changes them these are
 the defaults. With -o json it prints the API's settings object (fields
 strategy, preemption, tolerate_host_failures, reserved_cpus,
-reserved_memory, failure_timeout, and watchdog_fencing and
-watchdog_timeout, which are left out while off and unset); -o yaml the
-same as YAML.
+reserved_memory, failure_timeout, rebalance_threshold,
+auto_rebalance_interval, and watchdog_fencing, watchdog_timeout and
+auto_rebalance, which are left out while off and unset); -o yaml the same
+as YAML.
 
 Examples:
    bulwarkctl settings show
@@ -101,7 +114,8 @@ Examples:
    bulwarkctl settings set --preemption=true --tolerate-host-failures 1
    bulwarkctl settings set --reserved-cpus 2 --reserved-memory 4GiB -o json
    bulwarkctl settings set --watchdog-fencing=true --watchdog-timeout 60s
-   bulwarkctl settings set --failure-timeout 30m`,
+   bulwarkctl settings set --failure-timeout 30m
+   bulwarkctl settings set --rebalance-threshold 10 --auto-rebalance=true --auto-rebalance-interval 30m`,
 		Flags: withGlobal(
 			// A flag left out keeps the current value, hence the DefaultText.
 			&cli.StringFlag{Name: "strategy", Usage: "`NAME` of the placement strategy: binpack or spread", DefaultText: "unchanged"},
@@ -112,6 +126,9 @@ Examples:
 			&cli.BoolFlag{Name: "watchdog-fencing", Usage: "count a lost host without a working fence device as fenced after T + T_self + the watchdog timeout (--watchdog-fencing=false to turn off)", DefaultText: "unchanged"},
 			&cli.StringFlag{Name: "watchdog-timeout", Usage: "the hosts' hardware watchdog timeout `DURATION`, e.g. 60s, up to 1h; needed with --watchdog-fencing", DefaultText: "unchanged"},
 			&cli.StringFlag{Name: "failure-timeout", Usage: "a workload's failure count expires after this `DURATION` without a failure, e.g. 30m; 0: never", DefaultText: "unchanged"},
+			&cli.IntFlag{Name: "rebalance-threshold", Usage: "the load spread in percentage `POINTS` (1 to 100) that rebalancing evens out down to", DefaultText: "unchanged"},
+			&cli.BoolFlag{Name: "auto-rebalance", Usage: "let the leader rebalance by itself, at most every --auto-rebalance-interval (--auto-rebalance=false to turn off)", DefaultText: "unchanged"},
+			&cli.StringFlag{Name: "auto-rebalance-interval", Usage: "rebalance automatically at most every `DURATION`, 1m to 168h, e.g. 30m", DefaultText: "unchanged"},
 		),
 		Action: leaf(settingsSet),
 	}
@@ -137,6 +154,19 @@ var settingFields = []settingField{
 			return "0s (never)"
 		}
 		return s.FailureTimeout.String()
+	}},
+	{"Rebalance threshold:", "rebalance-threshold", func(s api.Settings) string {
+		if s.RebalanceThreshold == 0 {
+			return "- (the server predates rebalancing)"
+		}
+		return strconv.Itoa(s.RebalanceThreshold) + " points"
+	}},
+	{"Auto rebalance:", "auto-rebalance", func(s api.Settings) string { return strconv.FormatBool(s.AutoRebalance) }},
+	{"Auto rebalance interval:", "auto-rebalance-interval", func(s api.Settings) string {
+		if s.AutoRebalanceInterval == 0 {
+			return "-"
+		}
+		return s.AutoRebalanceInterval.String()
 	}},
 }
 
@@ -190,7 +220,16 @@ func settingsSet(c *cli.Context, args []string) error {
 		for _, ch := range changes {
 			ch(st)
 		}
-		if err := st.Validate(); err != nil {
+		// A server that predates rebalancing sends no rebalance settings;
+		// they are checked as their defaults, and left out of the write.
+		probe := *st
+		if probe.RebalanceThreshold == 0 {
+			probe.RebalanceThreshold = api.DefaultRebalanceThreshold
+		}
+		if probe.AutoRebalanceInterval == 0 {
+			probe.AutoRebalanceInterval = api.Duration(api.DefaultAutoRebalanceInterval)
+		}
+		if err := probe.Validate(); err != nil {
 			// The flags were checked one by one already; what is left is
 			// a rule between settings (watchdog fencing on without a
 			// timeout on the server either) or server settings that were
@@ -267,8 +306,26 @@ func settingsChanges(c *cli.Context) ([]settingsChange, error) {
 		v := api.Duration(d)
 		changes = append(changes, func(s *api.Settings) { s.FailureTimeout = v })
 	}
+	if c.IsSet("rebalance-threshold") {
+		v := c.Int("rebalance-threshold")
+		changes = append(changes, func(s *api.Settings) { s.RebalanceThreshold = v })
+	}
+	if c.IsSet("auto-rebalance") {
+		v := c.Bool("auto-rebalance")
+		changes = append(changes, func(s *api.Settings) { s.AutoRebalance = v })
+	}
+	if c.IsSet("auto-rebalance-interval") {
+		raw := strings.TrimSpace(c.String("auto-rebalance-interval"))
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--auto-rebalance-interval: %q is not a duration: use a number with a unit, e.g. 10m or 1h", raw))
+			d = api.DefaultAutoRebalanceInterval
+		}
+		v := api.Duration(d)
+		changes = append(changes, func(s *api.Settings) { s.AutoRebalanceInterval = v })
+	}
 	if len(changes) == 0 {
-		return nil, fmt.Errorf("nothing to change: give at least one of --strategy, --preemption, --tolerate-host-failures, --reserved-cpus, --reserved-memory, --watchdog-fencing, --watchdog-timeout or --failure-timeout (see '%s --help')", helpName(c))
+		return nil, fmt.Errorf("nothing to change: give at least one of --strategy, --preemption, --tolerate-host-failures, --reserved-cpus, --reserved-memory, --watchdog-fencing, --watchdog-timeout, --failure-timeout, --rebalance-threshold, --auto-rebalance or --auto-rebalance-interval (see '%s --help')", helpName(c))
 	}
 	probe := api.DefaultSettings()
 	if c.IsSet("watchdog-fencing") && !c.IsSet("watchdog-timeout") {

@@ -14,7 +14,8 @@ import (
 var customSettings = api.Settings{
 	Schema: api.SchemaVersion, Strategy: api.StrategySpread, Preemption: true,
 	TolerateHostFailures: 1, ReservedCPUs: 2, ReservedMemory: 4 * api.GiB,
-	FailureTimeout: api.Duration(api.DefaultFailureTimeout),
+	FailureTimeout:     api.Duration(api.DefaultFailureTimeout),
+	RebalanceThreshold: api.DefaultRebalanceThreshold, AutoRebalanceInterval: api.Duration(api.DefaultAutoRebalanceInterval),
 }
 
 // withDefaultFailureTimeout fills in the failure timeout a test case's
@@ -22,6 +23,9 @@ var customSettings = api.Settings{
 func withDefaultFailureTimeout(s api.Settings) api.Settings {
 	if s.FailureTimeout == 0 {
 		s.FailureTimeout = customSettings.FailureTimeout
+	}
+	if s.RebalanceThreshold == 0 {
+		s.RebalanceThreshold, s.AutoRebalanceInterval = customSettings.RebalanceThreshold, customSettings.AutoRebalanceInterval
 	}
 	return s
 }
@@ -39,6 +43,9 @@ func TestSettingsShow(t *testing.T) {
 			"Watchdog fencing: false",
 			"Watchdog timeout: 0s",
 			"Failure timeout: 10m0s",
+			"Rebalance threshold: 20 points",
+			"Auto rebalance: false",
+			"Auto rebalance interval: 10m0s",
 		}
 		if got := lines(r.stdout); !reflect.DeepEqual(got, want) {
 			t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -132,7 +139,7 @@ func TestSettingsSet(t *testing.T) {
 				if got[0] != tt.diff {
 					t.Errorf("first line %q, want %q", got[0], tt.diff)
 				}
-				if len(got) != 9 || !strings.HasPrefix(got[1], "Strategy: ") {
+				if len(got) != 12 || !strings.HasPrefix(got[1], "Strategy: ") {
 					t.Errorf("settings table missing:\n%s", r.stdout)
 				}
 			})
@@ -146,7 +153,8 @@ func TestSettingsSet(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 			t.Fatalf("%v\n%s", err, r.stdout)
 		}
-		if want := (api.Settings{Schema: 1, Strategy: api.StrategyBinpack, Preemption: true, FailureTimeout: api.Duration(api.DefaultFailureTimeout)}); got != want {
+		if want := (api.Settings{Schema: 1, Strategy: api.StrategyBinpack, Preemption: true, FailureTimeout: api.Duration(api.DefaultFailureTimeout),
+			RebalanceThreshold: api.DefaultRebalanceThreshold, AutoRebalanceInterval: api.Duration(api.DefaultAutoRebalanceInterval)}); got != want {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
 	})
@@ -210,7 +218,7 @@ func TestSettingsWatchdog(t *testing.T) {
 		f.setSettings(withWatchdog)
 		r := runCLI(t, f, "", "settings", "show").mustSucceed(t)
 		got := lines(r.stdout)
-		if len(got) != 8 || got[5] != "Watchdog fencing: true" || got[6] != "Watchdog timeout: 1m0s" {
+		if len(got) != 11 || got[5] != "Watchdog fencing: true" || got[6] != "Watchdog timeout: 1m0s" {
 			t.Errorf("got\n%s", r.stdout)
 		}
 		r = runCLI(t, f, "", "settings", "show", "-o", "json").mustSucceed(t)
