@@ -133,7 +133,7 @@ Examples:
    bulwarkctl service create echo --replicas 2 --image busybox:1.36 -- httpd -f -p 8080
    bulwarkctl service create app --replicas 3 --vm --memory 1GiB --disk /srv/images/app.qcow2:qcow2:ro --network br0
    bulwarkctl service create cache --replicas 4 --image redis:7 --anti-affinity none
-   bulwarkctl service create www --replicas 3 --image busybox:1.36 --vip 192.0.2.80 --publish 80:8080 --check http:8080/ -- httpd -f -p 8080
+   bulwarkctl service create www --replicas 3 --image busybox:1.36 --vip 192.0.2.80 --publish 80:8080 --check http:8080/ -- sh -c 'hostname > /index.html; httpd -f -p 8080 -h /'
    bulwarkctl service create api --replicas 6 --image registry.example/api:2.0 --spread-by rack -o json`,
 		SkipFlagParsing: true,
 		Flags:           withGlobal(serviceCreateFlags()...),
