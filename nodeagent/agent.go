@@ -560,7 +560,9 @@ func (a *Agent) ensure(ctx context.Context, sess *clusterstore.Session, d desire
 	// Backoff before the next restart: 1s, 2s, 4s...
 	rs.next = now.Add(time.Second << min(rs.restarts, 6))
 	rs.lastErr = ""
-	a.report(ctx, sess, name, epoch, api.StateStarting, "")
+	if !a.reportStarting(ctx, sess, name, epoch) {
+		return
+	}
 	a.resetHealth(d)
 	if err := a.cfg.Driver.Start(ctx, task); err != nil {
 		a.log.Error("start failed", "workload", name, "epoch", epoch, "err", err)
@@ -644,6 +646,33 @@ func (a *Agent) reportStatus(ctx context.Context, sess *clusterstore.Session, st
 	a.mu.Lock()
 	a.reported[name] = st
 	a.mu.Unlock()
+}
+
+// reportStarting writes the "starting" status before a start, in one
+// transaction with the check that the allocation still exists at this
+// epoch, and reports whether it did: only then may the workload start.
+// Whatever the leader does next sees the status (it moves or re-places a
+// workload only once no host reports it), while an allocation deleted
+// after our last read fails the check and nothing starts: without it, a
+// stale read could start a workload the leader has already placed
+// elsewhere.
+func (a *Agent) reportStarting(ctx context.Context, sess *clusterstore.Session, name string, epoch int64) bool {
+	st := api.WorkloadStatus{Schema: api.SchemaVersion, Workload: name, Epoch: epoch, State: api.StateStarting, Host: a.cfg.Host, UpdatedAt: a.cfg.now().UTC()}
+	a.fillHealth(&st)
+	done, _, err := a.cfg.Store.Txn(ctx, []clusterstore.Cond{clusterstore.CreateRevisionIs(clusterstore.AllocationKey(name), epoch)},
+		[]clusterstore.Op{clusterstore.PutWithLease(clusterstore.StatusKey(a.cfg.Host, name), clusterstore.Encode(st), sess.Lease())})
+	switch {
+	case err != nil:
+		a.log.Warn("not starting: report status failed", "workload", name, "epoch", epoch, "err", err)
+		return false
+	case !done:
+		a.log.Info("not starting: the allocation changed since it was read", "workload", name, "epoch", epoch)
+		return false
+	}
+	a.mu.Lock()
+	a.reported[name] = st
+	a.mu.Unlock()
+	return true
 }
 
 // reportRunning reports a running workload with the driver's own record of

@@ -1,0 +1,59 @@
+package nodeagent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/bulwarkhq/bulwark/api"
+	"github.com/bulwarkhq/bulwark/clusterstore"
+	"github.com/bulwarkhq/bulwark/clusterstore/memory"
+)
+
+// TestStartNeedsTheAllocation: the "starting" report that precedes every
+// start is written only while the allocation exists at the epoch the agent
+// read; after a move (allocation deleted, or placed again at a new epoch)
+// nothing is written and the caller does not start the workload.
+func TestStartNeedsTheAllocation(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	ctx := context.Background()
+	d := newFakeDriver(api.KindVM)
+	a, err := New(Config{Host: "h1", Store: st, Driver: d, SessionTTL: 2 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.reported = map[string]api.WorkloadStatus{} // as Run sets it up
+	sess, err := clusterstore.NewSession(ctx, st, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	spec := api.WorkloadSpec{Name: "w", Kind: api.KindVM, CPUs: 1, Memory: 64 * api.MiB}
+	epoch := allocate(t, st, spec)
+	if !a.reportStarting(ctx, sess, "w", epoch) {
+		t.Fatal("refused while the allocation exists at its epoch")
+	}
+	if s, ok := status(t, st, "h1", "w"); !ok || s.State != api.StateStarting || s.Epoch != epoch {
+		t.Fatalf("status %+v %v", s, ok)
+	}
+	// Moved: deleted, then placed again (a new epoch).
+	if _, _, err := st.Txn(ctx, nil, []clusterstore.Op{clusterstore.Delete(clusterstore.AllocationKey("w")), clusterstore.Delete(clusterstore.StatusKey("h1", "w"))}); err != nil {
+		t.Fatal(err)
+	}
+	if a.reportStarting(ctx, sess, "w", epoch) {
+		t.Fatal("accepted after the allocation was deleted")
+	}
+	newEpoch := allocate(t, st, spec)
+	if a.reportStarting(ctx, sess, "w", epoch) {
+		t.Fatalf("accepted at epoch %d while the allocation is at %d", epoch, newEpoch)
+	}
+	if s, ok := status(t, st, "h1", "w"); ok {
+		t.Fatalf("a refused start wrote a status: %+v", s)
+	}
+	if starts, _ := d.counts("w"); starts != 0 {
+		t.Fatalf("driver started it %d times", starts)
+	}
+}
