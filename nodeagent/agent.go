@@ -76,6 +76,8 @@ type Agent struct {
 	// reported caches the last status written per workload, so unchanged
 	// state is not rewritten every resync.
 	reported map[string]api.WorkloadStatus
+	// sessionUp says the first heartbeat lease is held (see startupFence).
+	sessionUp func()
 	// restarts tracks local restart backoff per workload.
 	restarts map[string]*restartState
 	// mu guards reported and restarts, which parallel starts share.
@@ -176,8 +178,28 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		go a.serveHTTP(ctx, ln)
 	}
-	if err := a.register(ctx, agentURL); err != nil {
-		return err
+	// This process does not know when its host last renewed a heartbeat
+	// lease: an earlier run may have lost the cluster just before it
+	// stopped, leaving workloads running. Unless it holds a new lease
+	// within T_self of starting, it kills them, as a running agent would.
+	sessionUp := make(chan struct{})
+	a.sessionUp = sync.OnceFunc(func() { close(sessionUp) })
+	go a.startupFence(ctx, sessionUp)
+	for backoff := 200 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		err := a.register(ctx, agentURL)
+		var re retryableError
+		if err == nil || !errors.As(err, &re) {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		a.log.Error("cannot register; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
 	}
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
@@ -224,10 +246,28 @@ func (a *Agent) register(ctx context.Context, agentURL string) error {
 		ops = append(ops, clusterstore.Put(clusterstore.AgentTokenKey(a.cfg.Host), []byte(a.token)))
 	}
 	if _, _, err := a.cfg.Store.Txn(ctx, nil, ops); err != nil {
-		return fmt.Errorf("agent: register %s: %w", a.cfg.Host, err)
+		return retryableError{fmt.Errorf("agent: register %s: %w", a.cfg.Host, err)}
 	}
 	a.log.Info("registered", "cpus", n.CPUs, "memory", n.Memory.String(), "driver", n.Driver, "detail", n.Detail)
 	return nil
+}
+
+// retryableError is a failure to reach the store: tried again.
+type retryableError struct{ error }
+
+func (e retryableError) Unwrap() error { return e.error }
+
+// startupFence kills every local workload unless the first heartbeat lease
+// is held within T_self of the process starting.
+func (a *Agent) startupFence(ctx context.Context, sessionUp <-chan struct{}) {
+	t := time.NewTimer(a.cfg.SelfFenceAfter)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-sessionUp:
+	case <-t.C:
+		a.selfFence(fmt.Sprintf("no heartbeat lease within %s of starting (an earlier run may have lost the cluster)", a.cfg.SelfFenceAfter))
+	}
 }
 
 // serveSession holds one heartbeat session and reconciles until it is lost.
@@ -263,6 +303,9 @@ func (a *Agent) serveSession(ctx context.Context) error {
 		a.log.Warn("this host is fenced: running nothing until an operator clears it (bulwarkctl node clear)")
 	}
 	a.log.Info("heartbeat lease held", "lease", int64(sess.Lease()), "ttl", a.cfg.SessionTTL, "self_fence_after", a.cfg.SelfFenceAfter)
+	if a.sessionUp != nil {
+		a.sessionUp()
+	}
 	if a.cfg.OnReady != nil {
 		a.cfg.OnReady()
 		a.cfg.OnReady = nil // once per process

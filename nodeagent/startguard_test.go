@@ -10,6 +10,7 @@ import (
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	"github.com/bulwarkhq/bulwark/clusterstore/memory"
+	"github.com/bulwarkhq/bulwark/drivers"
 )
 
 // TestStartNeedsTheAllocation: the "starting" report that precedes every
@@ -56,4 +57,31 @@ func TestStartNeedsTheAllocation(t *testing.T) {
 	if starts, _ := d.counts("w"); starts != 0 {
 		t.Fatalf("driver started it %d times", starts)
 	}
+}
+
+// TestAgentStartingCutOffFencesItself: a new agent process finds a
+// workload an earlier run left (the host may already count as lost) and
+// cannot get a heartbeat lease: it kills the workload after T_self.
+func TestAgentStartingCutOffFencesItself(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	d := newDriver(t, "h1")
+	ctx := context.Background()
+	if err := d.Start(ctx, drivers.Task{Workload: "left", Epoch: 7, Spec: api.WorkloadSpec{Name: "left", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB}}); err != nil {
+		t.Fatal(err)
+	}
+	block := &blockingStore{Store: st}
+	block.cut.Store(true)
+	a, err := New(Config{Host: "h1", Store: block, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = a.Run(rctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the leftover workload killed", func() bool {
+		_, err := d.Inspect(ctx, "left")
+		return err != nil
+	})
 }
