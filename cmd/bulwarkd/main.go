@@ -42,7 +42,7 @@ func main() {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BULWARK_LOG_LEVEL"}},
 		},
-		Commands: []*cli.Command{serverCommand(), agentCommand(), configCommand(), devCommand(), bmcCommand(), benchCommand(), tokenCommand(), caCommand(), certCommand()},
+		Commands: []*cli.Command{serverCommand(), agentCommand(), configCommand(), devCommand(), bmcCommand(), benchCommand(), tokenCommand(), caCommand(), certCommand(), etcdAuthCommand()},
 	}
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -145,7 +145,7 @@ func dialEtcd(ctx context.Context, e config.Etcd) (clusterstore.Store, error) {
 	}
 	store, err := etcdstore.DialTLS(ctx, e.Endpoints, e.DialTimeout, tlsConfig)
 	if err != nil {
-		return nil, fmt.Errorf("connect to etcd %v: %w", e.Endpoints, err)
+		return nil, fmt.Errorf("connect to etcd %v: %w", e.Endpoints, withAuthHint(e, err))
 	}
 	return store, nil
 }
@@ -171,6 +171,9 @@ func agentCommand() *cli.Command {
 			name := cfg.Name
 			if name == "" {
 				name = hostName()
+			}
+			if err := checkAgentCertificate(cfg, name); err != nil {
+				return configExit(config.KindAgent, err)
 			}
 			//lint:ignore SA1019 reading the deprecated section is how its users are warned
 			if cfg.BMC != (config.BMC{}) {
