@@ -305,6 +305,9 @@ func (s *ServiceSpec) validateVIP() []error {
 		}
 		seen[k] = true
 	}
+	if s.VIP != "" && s.AntiAffinity == AntiAffinityNone {
+		errs = append(errs, errors.New("a load-balanced vip needs anti-affinity auto: the copies use their host's network, so two on one host would want the same port"))
+	}
 	if s.VIP != "" && s.Template.Kind == KindVM {
 		errs = append(errs, errors.New("a load-balanced vip is for container services (members use their host's network); VMs have their own addresses"))
 	}

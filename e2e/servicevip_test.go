@@ -224,12 +224,14 @@ func TestLoadBalancedService(t *testing.T) {
 		if out, errOut, code := ctl(t, apiURL, "service", "scale", "web", strconv.Itoa(n)); code != 0 {
 			t.Fatalf("scale %d: %s%s", n, out, errOut)
 		}
+		failedMeanwhile, total := 0, 0
 		took := eventually(t, fmt.Sprintf("%d copies serving", n), 90*time.Second, func() bool {
 			v := show()
-			got, _ := seen(10 * n)
+			got, failed := seen(10 * n)
+			failedMeanwhile, total = failedMeanwhile+failed, total+10*n
 			return v.Running == n && len(v.Members) == n && len(inPool(v)) == n && len(got) == n
 		})
-		t.Logf("scaled to %d: every copy answering after %s: %v", n, took, inPool(show()))
+		t.Logf("scaled to %d: every copy answering after %s: %v; %d of %d requests failed meanwhile", n, took, inPool(show()), failedMeanwhile, total)
 	}
 	if code, body := apiCall(t, http.MethodDelete, apiURL+"/v1/vips/"+svcVIP, nil, nil); code != http.StatusConflict || !strings.Contains(body, "load-balanced address of service web") {
 		t.Errorf("deleting the service's VIP: %d %s", code, body)

@@ -78,6 +78,9 @@ type Agent struct {
 	reported map[string]api.WorkloadStatus
 	// sessionUp says the first heartbeat lease is held (see startupFence).
 	sessionUp func()
+	// draining: workloads due to stop, waiting for load balancers (see
+	// poolDraining), by name.
+	draining map[string]*poolDrain
 	// restarts tracks local restart backoff per workload.
 	restarts map[string]*restartState
 	// mu guards reported and restarts, which parallel starts share.
@@ -488,6 +491,9 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 	}
 	sort.Strings(gone)
 	for _, name := range gone {
+		if a.poolDraining(cs, name) {
+			continue
+		}
 		if a.remove(ctx, sess, name, have[name].Epoch) {
 			a.releaseVolumes(ctx, cs, name, have[name].Epoch)
 			delete(have, name)

@@ -594,3 +594,73 @@ func inNetns(ns string) string {
 
 // leaseRenewEvery is how often the on-storage leases are rewritten.
 const leaseRenewEvery = time.Second
+
+// A copy of a load-balanced service that this host is to stop (moved,
+// scaled down, deleted) keeps running while a pool still forwards to it,
+// and poolDrainGrace longer once it has left, so that the holder's rules
+// change before its connections are refused; never longer than
+// poolDrainMax in all.
+const (
+	poolDrainGrace = time.Second
+	poolDrainMax   = 5 * time.Second
+)
+
+type poolDrain struct {
+	since, left time.Time
+}
+
+// poolDrainingWait reports whether the planned stop of a workload should
+// wait for load balancers, given whether a pool still lists it here.
+func poolDrainingWait(d *poolDrain, inPool bool, now time.Time) bool {
+	if d.since.IsZero() {
+		d.since = now
+	}
+	if now.Sub(d.since) >= poolDrainMax {
+		return false
+	}
+	if inPool {
+		d.left = time.Time{}
+		return true
+	}
+	if d.left.IsZero() {
+		d.left = now
+	}
+	return now.Sub(d.left) < poolDrainGrace
+}
+
+// poolDraining: see poolDrainingWait. Only workloads that were in a pool
+// when their stop was first due wait at all.
+func (a *Agent) poolDraining(cs clusterShared, name string) bool {
+	inPool := false
+	for _, v := range cs.vips {
+		if v.Pool == nil {
+			continue
+		}
+		for _, b := range v.Pool.Backends {
+			if b.Workload == name && b.Host == a.cfg.Host {
+				inPool = true
+			}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.draining == nil {
+		a.draining = map[string]*poolDrain{}
+	}
+	d, tracked := a.draining[name]
+	if !tracked && !inPool {
+		return false
+	}
+	if !tracked {
+		d = &poolDrain{}
+		a.draining[name] = d
+		a.log.Info("stopping it once load balancers have taken it out of their pools", "workload", name)
+	}
+	if poolDrainingWait(d, inPool, a.cfg.now()) {
+		// Look again soon: the wait ends on a clock, not on an event.
+		time.AfterFunc(poolDrainGrace/4, a.health.poke)
+		return true
+	}
+	delete(a.draining, name)
+	return false
+}

@@ -85,3 +85,31 @@ func TestAgentStartingCutOffFencesItself(t *testing.T) {
 		return err != nil
 	})
 }
+
+// TestPoolDrainingWait: a planned stop waits while a pool lists the copy,
+// then poolDrainGrace more, never more than poolDrainMax in all.
+func TestPoolDrainingWait(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	var d poolDrain
+	steps := []struct {
+		at     time.Duration
+		inPool bool
+		wait   bool
+	}{
+		{0, true, true},
+		{500 * time.Millisecond, true, true},
+		{time.Second, false, true},                        // left the pool: grace starts
+		{time.Second + 900*time.Millisecond, false, true}, // within the grace
+		{2 * time.Second, false, false},                   // grace over
+	}
+	for _, s := range steps {
+		if got := poolDrainingWait(&d, s.inPool, at(s.at)); got != s.wait {
+			t.Fatalf("at %s in pool %v: wait %v, want %v", s.at, s.inPool, got, s.wait)
+		}
+	}
+	var stuck poolDrain
+	if !poolDrainingWait(&stuck, true, at(0)) || !poolDrainingWait(&stuck, true, at(poolDrainMax-time.Millisecond)) || poolDrainingWait(&stuck, true, at(poolDrainMax)) {
+		t.Fatal("a copy a pool never lets go of must stop after poolDrainMax")
+	}
+}

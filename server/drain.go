@@ -496,6 +496,11 @@ func movePhase(snap *clusterstore.Snapshot, host string, mv api.DrainMove) phase
 		return p
 	}
 	switch s := st.Value; {
+	case s.State == api.StateRunning && (s.Health == api.HealthStarting || s.Health == api.HealthUnhealthy):
+		// Moved only once its check passes: the next move may take
+		// another copy of the same service out of its pool.
+		p.phase, p.detail = api.PhaseStarting, fmt.Sprintf("running on %s, health %s", a.Value.Host, s.Health)
+		return p
 	case s.State == api.StateRunning:
 		return phase{phase: api.DrainMoved, settled: true, now: a.Value.Host}
 	case s.State == api.StateFailed && s.GaveUp, s.State == api.StateStopped:

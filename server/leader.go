@@ -180,7 +180,7 @@ func relevant(evs []clusterstore.Event) bool {
 		k := ev.KV.Key
 		for _, p := range []string{clusterstore.WorkloadsPrefix, clusterstore.NodesPrefix, clusterstore.HeartbeatsPrefix, clusterstore.AllocationsPrefix,
 			clusterstore.StatusPrefix, clusterstore.FencingPrefix, clusterstore.FenceRequestsPrefix, clusterstore.SettingsKey,
-			clusterstore.MaintenancePrefix, clusterstore.ResetsPrefix, clusterstore.ServicesPrefix} {
+			clusterstore.MaintenancePrefix, clusterstore.ResetsPrefix, clusterstore.ServicesPrefix, clusterstore.RebalanceKey} {
 			if strings.HasPrefix(k, p) {
 				return true
 			}
@@ -218,6 +218,9 @@ func (l *leader) evaluate(ctx context.Context) (again bool, err error) {
 			// Recovered allocations: place them from fresh state.
 			return changed, err
 		}
+	}
+	if err := l.pools(ctx, snap, now); err != nil {
+		return false, err
 	}
 	if changed, err := l.rebalance(ctx, snap, now); err != nil || changed {
 		return changed, err

@@ -133,6 +133,9 @@ func (h *Handler) createService(w http.ResponseWriter, r *http.Request) {
 		case v.Value.Workload != "":
 			writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("floating IP %s is already in use: attached to workload %s (detach it first: bulwarkctl vip detach %s)", spec.VIP, v.Value.Workload, spec.VIP))
 			return
+		case v.Value.Network == "":
+			writeError(w, http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("floating IP %s names no network (it was created with --interface only): a service's address needs one, to find each copy's host address on it; create one with --network NAME", spec.VIP))
+			return
 		}
 		if _, held := snap.VIPClaims[spec.VIP]; held {
 			writeError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("floating IP %s is still held by a host; wait until it is released", spec.VIP))
@@ -250,9 +253,6 @@ func (l *leader) services(ctx context.Context, snap *clusterstore.Snapshot, now 
 		svc := snap.Services[name]
 		conds, ops := l.serviceStep(snap, svc, now, limit)
 		if len(ops) == 0 {
-			conds, ops = l.poolStep(snap, svc.Value, now)
-		}
-		if len(ops) == 0 {
 			continue
 		}
 		conds = append([]clusterstore.Cond{clusterstore.ModRevisionIs(clusterstore.ServiceKey(name), svc.ModRevision)}, conds...)
@@ -367,6 +367,33 @@ func (l *leader) serviceStep(snap *clusterstore.Snapshot, svc clusterstore.Versi
 	return conds, ops
 }
 
+// pools brings the floating IPs of load-balanced services in line with
+// their copies. It runs after failover in each evaluation and does not end
+// it: a pool write touches only the floating IP's record, so it neither
+// waits for nor delays fencing and placement. A lost race is left to the
+// next evaluation.
+func (l *leader) pools(ctx context.Context, snap *clusterstore.Snapshot, now time.Time) error {
+	names := make([]string, 0, len(snap.Services))
+	for name := range snap.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		svc := snap.Services[name]
+		conds, ops := l.poolStep(snap, svc.Value, now)
+		if len(ops) == 0 {
+			continue
+		}
+		conds = append(conds, clusterstore.ModRevisionIs(clusterstore.ServiceKey(name), svc.ModRevision))
+		if ok, err := l.commit(ctx, conds, ops); err != nil {
+			return err
+		} else if !ok {
+			l.log.Info("service pool update lost a race; next evaluation", "service", name)
+		}
+	}
+	return nil
+}
+
 // poolStep keeps a load-balanced service's floating IP in line with its
 // members: Workload names the anchor (the member whose host holds the
 // address) and Pool the members that take new connections. It writes only
@@ -434,6 +461,13 @@ func servicePool(snap *clusterstore.Snapshot, s api.Service, v api.VIP) api.VIP 
 			st, reported := snap.Statuses[a.Value.Host][name]
 			kept[name] = !reported || st.Value.Epoch != a.Value.Epoch || !st.Value.GaveUp
 		}
+		addr := hostAddressFor(snap, view.Host, v, vip)
+		if addr == "" {
+			// Its host is not on the address's network: it can neither
+			// hold the address nor be forwarded to.
+			kept[name] = false
+			continue
+		}
 		if view.State != api.StateRunning || !alive {
 			continue
 		}
@@ -442,14 +476,10 @@ func servicePool(snap *clusterstore.Snapshot, s api.Service, v api.VIP) api.VIP 
 			continue
 		}
 		healthy[name] = true
-		addr := hostAddressFor(snap, view.Host, v, vip)
-		if addr == "" {
-			continue
-		}
 		pool.Backends = append(pool.Backends, api.Backend{Workload: name, Host: view.Host, Address: addr})
 	}
 	anchor := v.Workload
-	if !kept[anchor] && !running[anchor] {
+	if !kept[anchor] {
 		pick := func(ok func(string) bool) string {
 			for _, n := range live {
 				if ok(n) {
@@ -488,9 +518,13 @@ func hostAddressFor(snap *clusterstore.Snapshot, host string, v api.VIP, vip net
 		}
 		for _, sub := range hn.Subnets {
 			p, err := netip.ParsePrefix(sub)
-			if err == nil && p.Contains(vip) {
-				return p.Addr().String()
+			if err != nil || !p.Contains(vip) {
+				continue
 			}
+			if _, floating := snap.VIPs[p.Addr().String()]; floating {
+				continue // a floating IP it happened to hold when it registered
+			}
+			return p.Addr().String()
 		}
 	}
 	return ""

@@ -29,6 +29,8 @@ func vipWorld(t *testing.T) (*world, string) {
 		v := api.VIP{Schema: api.SchemaVersion, VIPSpec: api.VIPSpec{Address: addr + "/24", Network: "pub", Workload: wl}, CreatedAt: w.clock()}
 		w.txn(clusterstore.Put(clusterstore.VIPKey(addr), clusterstore.Encode(v)))
 	}
+	v := api.VIP{Schema: api.SchemaVersion, VIPSpec: api.VIPSpec{Address: "10.0.0.102/24", Interface: "eth0"}, CreatedAt: w.clock()}
+	w.txn(clusterstore.Put(clusterstore.VIPKey("10.0.0.102"), clusterstore.Encode(v)))
 	h := &Handler{store: w.st, log: quietLog(), now: w.clock}
 	mux := &routedMux{ServeMux: http.NewServeMux()}
 	h.routeServices(mux)
@@ -188,6 +190,8 @@ func TestServiceVIPRefusesBadInput(t *testing.T) {
 		{"POST", "/v1/services", svc("api", "10.0.0.100", `[]`), 400, "has no ports"},
 		{"POST", "/v1/services", svc("api", "not-an-ip", `[{"port":80,"target_port":80}]`), 400, "is not an IP address"},
 		{"POST", "/v1/services", svc("web", "10.0.0.100", `[{"port":80,"target_port":80}]`), 409, `service "web" already exists`},
+		{"POST", "/v1/services", svc("api", "10.0.0.102", `[{"port":80,"target_port":80}]`), 400, "names no network"},
+		{"POST", "/v1/services", strings.Replace(svc("api", "10.0.0.100", `[{"port":80,"target_port":80}]`), `"replicas":1,`, `"replicas":1,"anti_affinity":"none",`, 1), 400, "needs anti-affinity auto"},
 		{"POST", "/v1/vips/10.0.0.100/attach", `{"workload":"other"}`, 409, "load-balanced address of service web"},
 		{"POST", "/v1/vips/10.0.0.100/detach", ``, 409, "load-balanced address of service web"},
 		{"DELETE", "/v1/vips/10.0.0.100", ``, 409, "load-balanced address of service web"},
@@ -206,3 +210,57 @@ func TestServiceVIPRefusesBadInput(t *testing.T) {
 	}
 }
 
+
+// TestServiceVIPAnchorNeedsTheNetwork: a copy on a host that is not on the
+// floating IP's network is neither in the pool nor ever the anchor (its
+// host could not hold the address).
+func TestServiceVIPAnchorNeedsTheNetwork(t *testing.T) {
+	w, url := vipWorld(t)
+	// h5 runs containers but is not on network "pub".
+	w.host("h5", 4)
+	n := api.Node{Schema: api.SchemaVersion, Name: "h5", CPUs: 4, Memory: 16 * api.GiB, Kinds: []api.Kind{api.KindVM, api.KindContainer}}
+	w.txn(clusterstore.Put(clusterstore.NodeKey("h5"), clusterstore.Encode(n)))
+	if code, b := do(t, "POST", url+"/v1/services", fmt.Sprintf(lbService, 5)); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	w.settle()
+	m := members(w, "web")
+	spreadOK(t, m)
+	var off string
+	for name, host := range m {
+		if host == "h5" {
+			off = name
+		}
+	}
+	if off == "" {
+		t.Fatalf("no copy on h5: %v", m)
+	}
+	check := func(when string) {
+		v := vipRecord(w, "10.0.0.100")
+		if m[v.Workload] == "h5" || strings.Contains(backends(v), off+"@") || strings.Count(backends(v), "@") != len(m)-1 {
+			t.Fatalf("%s: anchor %s (on %s), pool %s; %s on h5 must be in neither", when, v.Workload, m[v.Workload], backends(v), off)
+		}
+	}
+	check("steady")
+	// Lose hosts until the copy on h5 is the only healthy copy off a lost
+	// host besides one: the anchor still never goes to h5.
+	for _, name := range []string{"web-1", "web-2", "web-3"} {
+		host := m[name]
+		if host == "h5" {
+			continue
+		}
+		v := vipRecord(w, "10.0.0.100")
+		if v.Workload != name {
+			continue
+		}
+		if err := w.st.Revoke(w.ctx, w.leases[host]); err != nil {
+			t.Fatal(err)
+		}
+		delete(w.leases, host)
+		w.advance(time.Second)
+		v = vipRecord(w, "10.0.0.100")
+		if m[v.Workload] == "h5" {
+			t.Fatalf("after losing %s the anchor went to %s on h5", host, v.Workload)
+		}
+	}
+}
