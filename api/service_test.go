@@ -51,6 +51,9 @@ func TestServiceValidate(t *testing.T) {
 		{"port twice", func(s *ServiceSpec) {
 			s.VIP, s.Ports = "192.0.2.80", []ServicePort{{Port: 80, TargetPort: 80}, {Port: 80, TargetPort: 81, Proto: "tcp"}}
 		}, "port 80/tcp is given twice"},
+		{"vip without spread", func(s *ServiceSpec) {
+			s.AntiAffinity, s.VIP, s.Ports = AntiAffinityNone, "192.0.2.80", []ServicePort{{Port: 80, TargetPort: 80}}
+		}, "needs anti-affinity auto"},
 		{"vip on vms", func(s *ServiceSpec) {
 			s.Template = WorkloadSpec{Kind: KindVM, CPUs: 1, Memory: 256 * MiB}
 			s.VIP, s.Ports = "192.0.2.80", []ServicePort{{Port: 80, TargetPort: 80}}
