@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/bulwarkhq/bulwark/clusterstore"
 	etcdstore "github.com/bulwarkhq/bulwark/clusterstore/etcd"
@@ -108,24 +109,9 @@ func etcdAuthCommand() *cli.Command {
 					"cluster CA, acts as it) and its role bulwark-agent-HOST, or repairs them. Run it before\n" +
 					"the host's agent first starts. Works whether authentication is on yet or not.\n\n" +
 					"Example:\n  bulwarkd etcd-auth add-host host-4",
-				Action: func(c *cli.Context) error {
-					host, err := oneArg(c, "bulwarkd etcd-auth add-host HOST")
-					if err != nil {
-						return ignoreHelp(err)
-					}
-					return withEtcdAuth(c, func(ctx context.Context, cfg *config.Server, st clusterstore.Store) error {
-						cli, err := etcdstore.Client(st)
-						if err != nil {
-							return err
-						}
-						if err := etcdstore.AddHost(ctx, cli, host); err != nil {
-							return err
-						}
-						fmt.Fprintf(c.App.Writer, "host %s: etcd user %s with role %s (reads Bulwark's keys, writes only %s's)\n",
-							host, host, etcdstore.AgentRole(host), host)
-						return nil
-					})
-				},
+				Action: etcdAuthHostAction("add-host", etcdstore.AddHost, func(host string) string {
+					return fmt.Sprintf("host %s: etcd user %s with role %s (reads Bulwark's keys, writes only %s's)", host, host, etcdstore.AgentRole(host), host)
+				}),
 			},
 			{
 				Name: "remove-host", Usage: "refuse a host's agent from now on (deletes its etcd user and role)", ArgsUsage: "HOST", Flags: flags,
@@ -133,23 +119,9 @@ func etcdAuthCommand() *cli.Command {
 					"also on connections already open. Its heartbeat lease then runs out as if the host were\n" +
 					"lost. A server user (root role) is not a host and is refused.\n\n" +
 					"Example:\n  bulwarkd etcd-auth remove-host host-4",
-				Action: func(c *cli.Context) error {
-					host, err := oneArg(c, "bulwarkd etcd-auth remove-host HOST")
-					if err != nil {
-						return ignoreHelp(err)
-					}
-					return withEtcdAuth(c, func(ctx context.Context, cfg *config.Server, st clusterstore.Store) error {
-						cli, err := etcdstore.Client(st)
-						if err != nil {
-							return err
-						}
-						if err := etcdstore.RemoveHost(ctx, cli, host); err != nil {
-							return err
-						}
-						fmt.Fprintf(c.App.Writer, "host %s: etcd user and role %s deleted; etcd now refuses its certificate\n", host, etcdstore.AgentRole(host))
-						return nil
-					})
-				},
+				Action: etcdAuthHostAction("remove-host", etcdstore.RemoveHost, func(host string) string {
+					return fmt.Sprintf("host %s: etcd user and role %s deleted; etcd now refuses its certificate", host, etcdstore.AgentRole(host))
+				}),
 			},
 			{
 				Name: "status", Usage: "show whether etcd's authentication is on, its users and their roles", Flags: flags,
@@ -372,4 +344,26 @@ func withAuthHint(e config.Etcd, err error) error {
 	return fmt.Errorf("%w (etcd's authentication is on and gives the user %q, the CN of %s, no read access: "+
 		"for a host's agent run `bulwarkd etcd-auth add-host %s` on a server host; a server needs a server user's certificate)",
 		err, cn, e.CertFile, cn)
+}
+
+// etcdAuthHostAction runs `bulwarkd etcd-auth <cmd> HOST`: change for HOST
+// through the server's etcd connection, then say done(HOST).
+func etcdAuthHostAction(cmd string, change func(context.Context, *clientv3.Client, string) error, done func(string) string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		host, err := oneArg(c, "bulwarkd etcd-auth "+cmd+" HOST")
+		if err != nil {
+			return ignoreHelp(err)
+		}
+		return withEtcdAuth(c, func(ctx context.Context, _ *config.Server, st clusterstore.Store) error {
+			cli, err := etcdstore.Client(st)
+			if err != nil {
+				return err
+			}
+			if err := change(ctx, cli, host); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.App.Writer, done(host))
+			return nil
+		})
+	}
 }
