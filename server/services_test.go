@@ -214,11 +214,7 @@ func TestServiceAPIRefusesBadInput(t *testing.T) {
 	if code, b := do(t, "POST", url+"/v1/services", fmt.Sprintf(webService, 1)); code != http.StatusCreated {
 		t.Fatalf("create: %d %s", code, b)
 	}
-	cases := []struct {
-		method, path, body string
-		code               int
-		want               string
-	}{
+	cases := []refusal{
 		{"POST", "/v1/services", fmt.Sprintf(webService, -1), 400, "replicas must be from 0 to 100, got -1"},
 		{"POST", "/v1/services", `{"name":"db","replicas":101,"template":{"kind":"vm","cpus":1,"memory":"256MiB"}}`, 400, "replicas must be from 0 to 100, got 101"},
 		{"POST", "/v1/services", `{"name":"Bad_Name","replicas":1,"template":{"kind":"vm","cpus":1,"memory":"256MiB"}}`, 400, "not a DNS label"},
@@ -233,6 +229,21 @@ func TestServiceAPIRefusesBadInput(t *testing.T) {
 		{"PUT", "/v1/services/nope/scale", `{"replicas":2}`, 404, `service "nope" not found`},
 		{"DELETE", "/v1/services/nope", "", 404, `service "nope" not found`},
 	}
+	expectRefused(t, w, url, cases)
+}
+
+// refusal is a request that must be refused with code and a message
+// containing want.
+type refusal struct {
+	method, path, body string
+	code               int
+	want               string
+}
+
+// expectRefused sends each request and checks it is refused as said and
+// that the store did not change.
+func expectRefused(t *testing.T, w *world, url string, cases []refusal) {
+	t.Helper()
 	for _, c := range cases {
 		_, _, before, _ := w.st.Get(w.ctx, "/probe")
 		code, b := do(t, c.method, url+c.path, c.body)

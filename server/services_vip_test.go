@@ -177,11 +177,7 @@ func TestServiceVIPRefusesBadInput(t *testing.T) {
 	svc := func(name, vip, ports string) string {
 		return fmt.Sprintf(`{"name":%q,"replicas":1,"vip":%q,"ports":%s,"template":{"kind":"container","image":"busybox:1.36","cpus":1,"memory":"64MiB"}}`, name, vip, ports)
 	}
-	cases := []struct {
-		method, path, body string
-		code               int
-		want               string
-	}{
+	cases := []refusal{
 		{"POST", "/v1/services", svc("api", "10.0.0.199", `[{"port":80,"target_port":80}]`), 400, "floating IP 10.0.0.199 does not exist"},
 		{"POST", "/v1/services", svc("api", "10.0.0.101", `[{"port":80,"target_port":80}]`), 409, "already in use: attached to workload solo"},
 		{"POST", "/v1/services", svc("api", "10.0.0.100", `[{"port":80,"target_port":80}]`), 409, "already in use by service web"},
@@ -196,20 +192,8 @@ func TestServiceVIPRefusesBadInput(t *testing.T) {
 		{"POST", "/v1/vips/10.0.0.100/detach", ``, 409, "load-balanced address of service web"},
 		{"DELETE", "/v1/vips/10.0.0.100", ``, 409, "load-balanced address of service web"},
 	}
-	for _, c := range cases {
-		_, _, before, _ := w.st.Get(w.ctx, "/probe")
-		code, b := do(t, c.method, url+c.path, c.body)
-		var e api.Error
-		_ = json.Unmarshal(b, &e)
-		if code != c.code || !strings.Contains(e.Message, c.want) {
-			t.Errorf("%s %s %s: %d %s; want %d with %q", c.method, c.path, c.body, code, b, c.code, c.want)
-		}
-		if _, _, after, _ := w.st.Get(w.ctx, "/probe"); after != before {
-			t.Errorf("%s %s %s: the store changed (revision %d -> %d)", c.method, c.path, c.body, before, after)
-		}
-	}
+	expectRefused(t, w, url, cases)
 }
-
 
 // TestServiceVIPAnchorNeedsTheNetwork: a copy on a host that is not on the
 // floating IP's network is neither in the pool nor ever the anchor (its
