@@ -75,9 +75,13 @@ type Etcd struct {
 	Endpoints []string
 	// CAFile, CertFile and KeyFile are PEM files for TLS to etcd: the CA
 	// that signed the members' certificates, and this daemon's client
-	// certificate and key. They are validated (paths, readable, parseable:
-	// see TLSConfig) but the etcd client does not use them yet; connecting
-	// with TLS comes with a later issue.
+	// certificate and key. With any of them set, every endpoint must be
+	// https:// and the daemon connects over TLS, presenting the certificate
+	// (cmd/bulwarkd dialEtcd, clusterstore/etcd DialTLS); the daemons and
+	// `bulwarkd config check` check the files first (CheckFiles). An
+	// agent presents its host's certificate (CN = the host name), a server
+	// one of its own (e.g. CN=server-host-1), which etcd's users and roles
+	// (bulwarkd etcd-auth) tell apart: see docs/security.md.
 	CAFile, CertFile, KeyFile string
 	// DialTimeout bounds connecting to etcd at start.
 	DialTimeout time.Duration

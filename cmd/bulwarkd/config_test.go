@@ -321,7 +321,8 @@ func TestConfigCheckExampleServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	selfSignedPair(t, filepath.Join(dir, "tls", "bulwark.pem"), filepath.Join(dir, "tls", "bulwark-key.pem"))
+	selfSignedPair(t, filepath.Join(dir, "tls", "server-etcd.pem"), filepath.Join(dir, "tls", "server-etcd-key.pem"))
+	selfSignedPair(t, filepath.Join(dir, "tls", "server.pem"), filepath.Join(dir, "tls", "server-key.pem"))
 	selfSignedPair(t, filepath.Join(dir, "tls", "etcd-ca.pem"), filepath.Join(dir, "tls", "etcd-ca-key.pem"))
 	selfSignedPair(t, filepath.Join(dir, "bmc", "ca.pem"), filepath.Join(dir, "bmc", "ca-key.pem"))
 	for _, h := range []string{"host-1", "host-2", "host-3"} {

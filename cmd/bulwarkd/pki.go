@@ -110,16 +110,22 @@ func certCommand() *cli.Command {
 				"          if local tools use https://127.0.0.1:2379.\n" +
 				"          -> /etc/etcd/pki/HOST.pem, HOST-key.pem (root:etcd 0640) and ca.pem, named by\n" +
 				"             ETCD_CERT_FILE, ETCD_KEY_FILE, ETCD_TRUSTED_CA_FILE and the ETCD_PEER_* three.\n" +
-				"  agent   a host's Bulwark credential: the client certificate that bulwarkd agent and\n" +
-				"          bulwarkd server on that host present to etcd, and the agent API's certificate.\n" +
-				"          --host: the host name and cluster IP.\n" +
-				"          -> /etc/bulwark/tls/bulwark.pem, bulwark-key.pem (root:bulwark 0640) and\n" +
-				"             etcd-ca.pem (the CA's ca.pem), named by etcd.cert_file, etcd.key_file and\n" +
-				"             etcd.ca_file in agent.yaml and server.yaml.\n" +
+				"  agent   a host's agent credential: the client certificate that bulwarkd agent presents\n" +
+				"          to etcd. NAME is the host's name: the agent runs only as the host its\n" +
+				"          certificate names. --host: the host name and cluster IP.\n" +
+				"          -> /etc/bulwark/tls/bulwark.pem, bulwark-key.pem (root 0600: only the agent\n" +
+				"             reads it) and etcd-ca.pem (the CA's ca.pem), named by\n" +
+				"             etcd.cert_file, etcd.key_file and etcd.ca_file in agent.yaml (server.yaml's\n" +
+				"             etcd.ca_file names the same etcd-ca.pem).\n" +
 				"  server  a bulwarkd server's HTTPS API. --host: every name and IP clients use for it.\n" +
 				"          -> /etc/bulwark/tls/server.pem and server-key.pem (bulwark:bulwark 0600).\n" +
 				"  client  an operator or a tool (etcdctl --cert/--key, scripts); no --host. Stays on the\n" +
-				"          operator's machine.\n\n" +
+				"          operator's machine. Also each server's own etcd certificate, named\n" +
+				"          server-HOST (e.g. server-host-1): bulwarkd server presents it to etcd, not the\n" +
+				"          host's agent certificate, which once `bulwarkd etcd-auth enable` is on may only\n" +
+				"          do what that host's agent does (see `bulwarkd etcd-auth --help`).\n" +
+				"          -> /etc/bulwark/tls/server-etcd.pem and server-etcd-key.pem (bulwark:bulwark\n" +
+				"             0600), named by etcd.cert_file and etcd.key_file in server.yaml.\n\n" +
 				"The certificate is valid for --days (default 825) and never beyond the CA. A\n" +
 				"certificate of the same name in --out is replaced only with --force: to renew, issue it\n" +
 				"again with --force, copy the two files and restart the daemon that uses them. Check a\n" +
@@ -128,6 +134,9 @@ func certCommand() *cli.Command {
 				"  bulwarkd cert issue host-1 --kind etcd --ca-dir ./bulwark-pki --out ./bulwark-pki/etcd \\\n" +
 				"      --host host-1 --host 10.0.0.11 --host localhost --host 127.0.0.1\n" +
 				"  bulwarkd cert issue host-1 --kind agent --ca-dir ./bulwark-pki --out ./bulwark-pki/agent \\\n" +
+				"      --host host-1 --host 10.0.0.11\n" +
+				"  bulwarkd cert issue server-host-1 --kind client --ca-dir ./bulwark-pki --out ./bulwark-pki/server-etcd\n" +
+				"  bulwarkd cert issue host-1 --kind server --ca-dir ./bulwark-pki --out ./bulwark-pki/server \\\n" +
 				"      --host host-1 --host 10.0.0.11\n" +
 				"  bulwarkd cert issue alice --kind client --ca-dir ./bulwark-pki --out ./bulwark-pki/client",
 			Flags: []cli.Flag{
