@@ -183,6 +183,15 @@ func PlanRebalance(st *State, opts RebalanceOptions) (RebalanceResult, error) {
 		movers = append(movers, &mover{w: w, host: int(h)})
 	}
 	sort.Slice(movers, func(i, j int) bool { return movers[i].w.Name < movers[j].w.Name })
+	// A workload a floating IP follows moves last: the address moves with
+	// it, and the connections through it break (a load-balanced service's
+	// address follows one of its copies).
+	holdsVIP := map[string]bool{}
+	for _, v := range st.VIPs {
+		if v.Workload != "" {
+			holdsVIP[v.Workload] = true
+		}
+	}
 
 	for len(res.Moves) < maxMoves {
 		spread := spreadOf(in, load)
@@ -238,6 +247,9 @@ func PlanRebalance(st *State, opts RebalanceOptions) (RebalanceResult, error) {
 			}
 			sort.SliceStable(cands, func(i, j int) bool {
 				a, b := cands[i], cands[j]
+				if holdsVIP[a.w.Name] != holdsVIP[b.w.Name] {
+					return !holdsVIP[a.w.Name]
+				}
 				if a.w.Priority != b.w.Priority {
 					return a.w.Priority < b.w.Priority
 				}

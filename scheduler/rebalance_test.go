@@ -327,3 +327,26 @@ func TestRebalanceRandomClusters(t *testing.T) {
 		}
 	}
 }
+
+// A workload a floating IP follows is moved only after the others.
+func TestRebalanceMovesFloatingIPHoldersLast(t *testing.T) {
+	c := MakeCluster(MakeNode("h1"), MakeNode("h2"))
+	for i := range 4 {
+		c.Run("h1", MakeWorkload(fmt.Sprintf("a%d", i)))
+	}
+	st := c.State()
+	st.VIPs = map[string]api.VIP{"192.0.2.80": {VIPSpec: api.VIPSpec{Address: "192.0.2.80/24", Interface: "eth0", Workload: "a0"}}}
+	for name, n := range st.Nodes {
+		n.Node.Interfaces = []string{"eth0"}
+		st.Nodes[name] = n
+	}
+	r := plan(t, st, RebalanceOptions{Threshold: 20})
+	if len(r.Moves) == 0 {
+		t.Fatalf("no moves: %s", r.Summary)
+	}
+	for _, m := range r.Moves {
+		if m.Workload == "a0" {
+			t.Fatalf("moved a0, which a floating IP follows, while others could go: %s", moveList(r))
+		}
+	}
+}
