@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,6 +72,7 @@ func serviceCreateFlags() []cli.Flag {
 		&cli.IntFlag{Name: "replicas", Aliases: []string{"r"}, Usage: "how many copies to keep running, `N` from 0 to " + strconv.Itoa(api.MaxReplicas)},
 		&cli.StringFlag{Name: "anti-affinity", Value: api.AntiAffinityAuto, Usage: "`MODE`: auto (no two copies on one host) or none"},
 		&cli.BoolFlag{Name: "vm", Usage: "the copies are VMs"},
+		&cli.StringFlag{Name: "vm-template", Usage: "the copies are VMs like the existing VM workload `NAME` (its spec, without its name, floating IPs or anti-affinity)"},
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "the copies are containers of image `REF`, e.g. docker.io/library/nginx:1.27; with --image-archive, the image in the archive"},
 		&cli.StringFlag{Name: "image-archive", Usage: "absolute `PATH` of an OCI image archive that every host can read"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "container environment variable `NAME=VALUE`; repeat for more"},
@@ -108,6 +110,10 @@ What each copy runs: exactly one of
       [--network BRIDGE[=MAC]]: VMs, as "bulwarkctl vm create" takes them
       (see its --help). Every copy gets the same disks: attach them
       read-only (:ro), or boot from a kernel and keep no state on disk.
+--vm-template NAME: VMs like the existing VM workload NAME (its CPUs,
+      memory, disks, kernel, networks, constraints, check and restart
+      policy; not its name, floating IPs or anti-affinity). Only --replicas,
+      --anti-affinity, --spread-by and -o go with it.
 --cpus: 1 to 4096, default 1, for each copy.
 --memory: at least 64MiB, default ` + defaultVMMemory + ` for VMs and ` + defaultContainerMemory + ` for
       containers, for each copy. ` + memoryUnitsHelp + `
@@ -133,6 +139,7 @@ Examples:
    bulwarkctl service create echo --replicas 2 --image busybox:1.36 -- httpd -f -p 8080
    bulwarkctl service create app --replicas 3 --vm --memory 1GiB --disk /srv/images/app.qcow2:qcow2:ro --network br0
    bulwarkctl service create cache --replicas 4 --image redis:7 --anti-affinity none
+   bulwarkctl service create app2 --replicas 3 --vm-template app-base
    bulwarkctl service create www --replicas 3 --image busybox:1.36 --vip 192.0.2.80 --publish 80:8080 --check http:8080/ -- sh -c 'hostname > /index.html; httpd -f -p 8080 -h /'
    bulwarkctl service create api --replicas 6 --image registry.example/api:2.0 --spread-by rack -o json`,
 		SkipFlagParsing: true,
@@ -152,13 +159,19 @@ func serviceCreate(c *cli.Context, args, command []string, dash bool) error {
 	if err != nil {
 		return err
 	}
-	spec, err := serviceSpecFromFlags(c, name, command)
-	if err != nil {
-		return err
-	}
-	s, err := newSession(c)
-	if err != nil {
-		return err
+	var spec api.ServiceSpec
+	var s *session
+	if c.IsSet("vm-template") {
+		if spec, s, err = serviceSpecFromVM(c, name, command); err != nil {
+			return err
+		}
+	} else {
+		if spec, err = serviceSpecFromFlags(c, name, command); err != nil {
+			return err
+		}
+		if s, err = newSession(c); err != nil {
+			return err
+		}
 	}
 	v, err := s.api.CreateService(s.ctx, spec)
 	if err != nil {
@@ -284,6 +297,66 @@ func serviceSpecFromFlags(c *cli.Context, name string, command []string) (api.Se
 		return spec, invalidInput("service", errors.Join(errs...))
 	}
 	return spec, nil
+}
+
+// serviceSpecFromVM builds a service whose copies are like an existing VM
+// workload (--vm-template): only the service's own flags may go with it.
+func serviceSpecFromVM(c *cli.Context, name string, command []string) (api.ServiceSpec, *session, error) {
+	var errs []error
+	for _, f := range c.FlagNames() {
+		switch f {
+		case "vm-template", "replicas", "r", "anti-affinity", "spread-by", "vip", "publish", "p", "api", "token", "token-file", "ca-file", "output", "o":
+		default:
+			errs = append(errs, fmt.Errorf("--%s cannot go with --vm-template: the copies take the template's spec as it is", f))
+		}
+	}
+	if len(command) > 0 {
+		errs = append(errs, errors.New(`a command after "--" is for containers, not --vm-template`))
+	}
+	if !c.IsSet("replicas") {
+		errs = append(errs, errors.New("--replicas is missing: say how many copies to keep running, e.g. --replicas 3"))
+	}
+	tmplName := c.String("vm-template")
+	if err := api.ValidateName("workload", tmplName); err != nil {
+		errs = append(errs, fmt.Errorf("--vm-template: %w", err))
+	}
+	if len(errs) > 0 {
+		return api.ServiceSpec{}, nil, invalidInput("service", errors.Join(errs...))
+	}
+	s, err := newSession(c)
+	if err != nil {
+		return api.ServiceSpec{}, nil, err
+	}
+	w, err := s.api.GetWorkload(s.ctx, tmplName)
+	if err != nil {
+		return api.ServiceSpec{}, nil, explain(err, "workload", tmplName)
+	}
+	t := w.WorkloadSpec
+	switch {
+	case t.Kind != api.KindVM:
+		return api.ServiceSpec{}, nil, fmt.Errorf("--vm-template %s: it is a %s, not a VM; for containers give --image", tmplName, t.Kind)
+	case len(t.Volumes) > 0:
+		return api.ServiceSpec{}, nil, fmt.Errorf("--vm-template %s: it uses volumes %s, which copies cannot share", tmplName, strings.Join(t.Volumes, ", "))
+	}
+	t.Name, t.AntiAffinity, t.VIPs, t.Publish = "", "", nil, nil
+	t.Labels = maps.Clone(t.Labels)
+	delete(t.Labels, api.ServiceLabel)
+	spec := api.ServiceSpec{Name: name, Replicas: c.Int("replicas"), AntiAffinity: c.String("anti-affinity"), VIP: c.String("vip"), Template: t}
+	if c.IsSet("spread-by") {
+		spec.Template.SpreadBy = c.String("spread-by")
+	}
+	for _, p := range c.StringSlice("publish") {
+		sp, err := api.ParseServicePort(p)
+		if err != nil {
+			return api.ServiceSpec{}, nil, invalidInput("service", err)
+		}
+		spec.Ports = append(spec.Ports, sp)
+	}
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		return api.ServiceSpec{}, nil, invalidInput("service", err)
+	}
+	return spec, s, nil
 }
 
 // templateText says what each copy is, e.g. "container busybox:1.36

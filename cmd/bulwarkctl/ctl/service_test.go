@@ -36,6 +36,19 @@ func newFakeServices(t *testing.T) *fakeServices {
 		reply(w, 404, api.Error{Message: "service \"" + name + "\" not found", Code: api.CodeNotFound})
 	}
 	mux := http.NewServeMux()
+	// Workloads a --vm-template may name.
+	mux.HandleFunc("GET /v1/workloads/{name}", func(w http.ResponseWriter, r *http.Request) {
+		vm := api.WorkloadSpec{Name: "base", Kind: api.KindVM, CPUs: 2, Memory: api.GiB, AntiAffinity: "g", VIPs: []string{"192.0.2.9"},
+			Labels: map[string]string{"tier": "app"}, VM: &api.VMSpec{Kernel: "/srv/vmlinuz"}}
+		switch name := r.PathValue("name"); name {
+		case "base":
+			reply(w, 200, api.WorkloadView{Workload: api.Workload{WorkloadSpec: vm}})
+		case "ctr":
+			reply(w, 200, api.WorkloadView{Workload: api.Workload{WorkloadSpec: api.WorkloadSpec{Name: "ctr", Kind: api.KindContainer, Image: "busybox", CPUs: 1, Memory: 64 * api.MiB}}})
+		default:
+			reply(w, 404, api.Error{Message: "workload \"" + name + "\" not found", Code: api.CodeNotFound})
+		}
+	})
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		out := []api.ServiceView{}
 		for _, v := range f.svcs {
@@ -239,6 +252,43 @@ func TestServiceListShowScaleDelete(t *testing.T) {
 		r := runSvc(t, f, args...).mustSucceed(t)
 		if !strings.Contains(r.stdout, "Examples:") {
 			t.Errorf("%v: no examples in\n%s", args, r.stdout)
+		}
+	}
+}
+
+func TestServiceCreateFromVMTemplate(t *testing.T) {
+	f := newFakeServices(t)
+	runSvc(t, f, "service", "create", "app", "--replicas", "3", "--vm-template", "base", "--spread-by", "rack").mustSucceed(t)
+	var spec api.ServiceSpec
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(f.requests[len(f.requests)-1], "POST /v1/services ")), &spec); err != nil {
+		t.Fatal(err)
+	}
+	tm := spec.Template
+	if spec.Replicas != 3 || tm.Kind != api.KindVM || tm.CPUs != 2 || tm.Memory != api.GiB || tm.VM == nil || tm.VM.Kernel != "/srv/vmlinuz" ||
+		tm.Name != "" || tm.AntiAffinity != "" || len(tm.VIPs) != 0 || tm.Labels["tier"] != "app" || tm.SpreadBy != "rack" {
+		t.Errorf("sent %+v", spec)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+		sent bool
+	}{
+		{[]string{"app", "--replicas", "3", "--vm-template", "base", "--cpus", "4"}, "--cpus cannot go with --vm-template", false},
+		{[]string{"app", "--replicas", "3", "--vm-template", "base", "--vm"}, "--vm cannot go with --vm-template", false},
+		{[]string{"app", "--vm-template", "base"}, "--replicas is missing", false},
+		{[]string{"app", "--replicas", "3", "--vm-template", "Bad_Name"}, "--vm-template", false},
+		{[]string{"app", "--replicas", "3", "--vm-template", "ctr"}, "not a VM", true},
+		{[]string{"app", "--replicas", "3", "--vm-template", "nope"}, "not found", true},
+	} {
+		f := newFakeServices(t)
+		r := runSvc(t, f, append([]string{"service", "create"}, c.args...)...)
+		if r.err == nil || !strings.Contains(r.err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.args, r.err, c.want)
+		}
+		for _, req := range f.requests {
+			if strings.HasPrefix(req, "POST") || !c.sent {
+				t.Errorf("%v: sent %s", c.args, req)
+			}
 		}
 	}
 }
