@@ -90,14 +90,21 @@ func allocationAt(ctx context.Context, s Store, c api.Claim) error {
 // ReleaseClaim removes the claim at key if c's allocation holds it; a claim
 // held by another allocation, or none, is left alone.
 func ReleaseClaim(ctx context.Context, s Store, key string, c api.Claim) error {
-	cur, ok, err := readClaim(ctx, s, key)
-	if err != nil || !ok || !SameHolder(cur.Value, c) {
-		return err
+	for attempt := 0; attempt < 3; attempt++ {
+		cur, ok, err := readClaim(ctx, s, key)
+		if err != nil || !ok || !SameHolder(cur.Value, c) {
+			return err
+		}
+		done, _, err := s.Txn(ctx, []Cond{ModRevisionIs(key, cur.ModRevision)}, []Op{Delete(key)})
+		if err != nil {
+			return fmt.Errorf("release %s: %w", c.Resource, err)
+		}
+		if done {
+			return nil
+		}
+		// Changed between our read and our delete: look again.
 	}
-	if _, _, err := s.Txn(ctx, []Cond{ModRevisionIs(key, cur.ModRevision)}, []Op{Delete(key)}); err != nil {
-		return fmt.Errorf("release %s: %w", c.Resource, err)
-	}
-	return nil
+	return fmt.Errorf("release %s: contended, try again", c.Resource)
 }
 
 func readClaim(ctx context.Context, s Store, key string) (Versioned[api.Claim], bool, error) {
