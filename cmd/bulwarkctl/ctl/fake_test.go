@@ -72,6 +72,9 @@ type fakeAPI struct {
 	// agentDown makes the logs and tasks endpoints answer as when the
 	// agent of the host does not answer (502).
 	agentDown bool
+	// services, if not nil, are served by GET /v1/services (nil: 404, as
+	// from a server without services).
+	services []api.ServiceView
 
 	// events are served by GET /v1/events, filtered by host, workload,
 	// type and limit (since is recorded, not applied). With follow=true
@@ -122,6 +125,15 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
 		f.reply(w, 200, api.Health{Status: "ok", Server: "fake", Leader: "fake", IsLeader: true})
+	})
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.services == nil {
+			f.reply(w, 404, api.Error{Message: "no such endpoint", Code: api.CodeNotFound})
+			return
+		}
+		f.reply(w, 200, f.services)
 	})
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()

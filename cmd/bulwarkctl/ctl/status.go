@@ -58,6 +58,9 @@ func statusCommand() *cli.Command {
    WORKLOADS BY STATE
                how many workloads are running, starting, pending, stopping,
                stopped and failed
+   SERVICES    (when there are any) each replicated service: copies wanted
+               and running, and with a load-balanced address how many
+               copies take its connections and which host holds it
    PENDING AND FAILED
                the workloads that wait for a host, or failed, with the
                reason (highest priority first; "bulwarkctl explain NAME"
@@ -105,6 +108,8 @@ type clusterStatus struct {
 	Pending          []api.WorkloadView `json:"pending"`
 	Failed           []api.WorkloadView `json:"failed"`
 	RecentEvents     []api.Event        `json:"recent_events"`
+	// Services are the replicated services, if any.
+	Services []api.ServiceView `json:"services,omitempty"`
 	// at is when the snapshot was taken, for the table's header.
 	at time.Time
 }
@@ -149,8 +154,13 @@ func fetchStatus(ctx context.Context, cl *client.Client, base string) (*clusterS
 	if err != nil {
 		return nil, explain(err, "event", "")
 	}
+	svcs, err := cl.ListServices(ctx)
+	if err != nil && !client.IsNotFound(err) { // an older server has no services
+		return nil, explain(err, "service", "")
+	}
 	st := &clusterStatus{
-		API: base, Server: h.Server, ServerStatus: h.Status, Leader: h.Leader, IsLeader: h.IsLeader, Revision: h.Revision,
+		Services: svcs,
+		API:      base, Server: h.Server, ServerStatus: h.Status, Leader: h.Leader, IsLeader: h.IsLeader, Revision: h.Revision,
 		Hosts: []api.NodeView{}, WorkloadsByState: map[string]int{}, Pending: []api.WorkloadView{},
 		Failed: []api.WorkloadView{}, RecentEvents: []api.Event{}, at: time.Now(),
 	}
@@ -257,6 +267,23 @@ func printStatus(w io.Writer, f format, st *clusterStatus, compact bool) error {
 			parts = append(parts, fmt.Sprintf("%s %d", orDash(s), st.WorkloadsByState[s]))
 		}
 		fmt.Fprintf(&b, "   %s\n", strings.Join(parts, "   "))
+	}
+
+	if len(st.Services) > 0 {
+		fmt.Fprintf(&b, "\nSERVICES (%d)\n", len(st.Services))
+		tw := newTable(&b)
+		row(tw, "NAME", "REPLICAS", "RUNNING", "IN POOL", "VIP", "HELD BY")
+		for _, v := range st.Services {
+			pool, vip, holder := "-", "-", "-"
+			if v.VIP != "" {
+				vip, holder, pool = v.VIP, orDash(v.VIPHolder), "0"
+				if v.Pool != nil {
+					pool = strconv.Itoa(len(v.Pool.Backends))
+				}
+			}
+			row(tw, v.Name+map[bool]string{true: " (deleting)"}[v.Deleting], strconv.Itoa(v.Replicas), strconv.Itoa(v.Running), pool, vip, holder)
+		}
+		_ = tw.Flush()
 	}
 
 	fmt.Fprintf(&b, "\nPENDING AND FAILED (%d)\n", len(st.Pending)+len(st.Failed))

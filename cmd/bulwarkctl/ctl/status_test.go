@@ -314,3 +314,32 @@ func TestStatusWatchStreamEnded(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+func TestStatusServices(t *testing.T) {
+	f := statusFake(t)
+	f.services = []api.ServiceView{
+		{Service: api.Service{ServiceSpec: api.ServiceSpec{Name: "www", Replicas: 3, VIP: "192.0.2.80"}}, Running: 3, VIPHolder: "node-a",
+			Pool: &api.Pool{Backends: []api.Backend{{Workload: "www-1"}, {Workload: "www-2"}}}},
+		{Service: api.Service{ServiceSpec: api.ServiceSpec{Name: "batch", Replicas: 2}}, Running: 1},
+	}
+	var out, errb bytes.Buffer
+	if err := NewApp(&out, &errb).Run([]string{"bulwarkctl", "--api", f.url, "status"}); err != nil {
+		t.Fatal(err)
+	}
+	lines := section(t, out.String(), "SERVICES (2)")
+	want := [][]string{{"NAME", "REPLICAS", "RUNNING", "IN", "POOL", "VIP", "HELD", "BY"}, {"www", "3", "3", "2", "192.0.2.80", "node-a"}, {"batch", "2", "1", "-", "-", "-"}}
+	if len(lines) != len(want) {
+		t.Fatalf("services section:\n%s", strings.Join(lines, "\n"))
+	}
+	for i, w := range want {
+		if got := strings.Fields(lines[i]); strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Errorf("line %d: %q, want %q", i, got, w)
+		}
+	}
+	// Without services (or from a server without them) the section is left out.
+	f.services = nil
+	out.Reset()
+	if err := NewApp(&out, &errb).Run([]string{"bulwarkctl", "--api", f.url, "status"}); err != nil || strings.Contains(out.String(), "SERVICES") {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+}
