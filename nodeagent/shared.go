@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -392,7 +393,9 @@ func poolBalances(v api.VIP, vip netip.Addr) []network.Balance {
 
 // syncBalances installs the load-balancing rules when they changed.
 func (a *Agent) syncBalances(lbs []network.Balance) {
-	sort.Slice(lbs, func(i, j int) bool { return lbs[i].VIP.Less(lbs[j].VIP) || lbs[i].VIP == lbs[j].VIP && lbs[i].Port < lbs[j].Port })
+	slices.SortFunc(lbs, func(x, y network.Balance) int {
+		return cmp.Or(x.VIP.Compare(y.VIP), cmp.Compare(x.Port, y.Port), cmp.Compare(x.Proto, y.Proto))
+	})
 	a.mu.Lock()
 	same := a.shared.balancesOnce && reflect.DeepEqual(lbs, a.shared.balances)
 	a.mu.Unlock()
