@@ -109,8 +109,24 @@ type Server struct {
 	// TLSCertFile and TLSKeyFile, if set, serve the API over HTTPS.
 	TLSCertFile string
 	TLSKeyFile  string
+	// AgentsCAFile is the CA bundle the agents' API certificates are
+	// verified against when the server calls an agent over HTTPS (node
+	// tasks, workload logs, volume checks); empty: Etcd.CAFile. See
+	// AgentCAFile.
+	AgentsCAFile string
 
 	origins origins
+}
+
+// AgentCAFile is the CA bundle that verifies the agents' API
+// certificates, and the key of the setting it comes from: agents.ca_file,
+// else etcd.ca_file (the cluster CA, which signs the agents' certificates
+// too). "" means the system's CAs: verification is never skipped.
+func (s *Server) AgentCAFile() (path, key string) {
+	if s.AgentsCAFile != "" {
+		return s.AgentsCAFile, "agents.ca_file"
+	}
+	return s.Etcd.CAFile, "etcd.ca_file"
 }
 
 // BMC is the agent's old `bmc:` section.
@@ -158,6 +174,16 @@ type Agent struct {
 	Labels map[string]string
 	// HTTPListen is the agent's own API address; empty: off.
 	HTTPListen string
+	// HTTPTLSCertFile and HTTPTLSKeyFile are the certificate and key the
+	// agent's API serves HTTPS with; empty: the etcd client certificate
+	// (Etcd.CertFile and KeyFile: `bulwarkd cert issue HOST --kind agent`
+	// makes one for both). See HTTPCertFiles.
+	HTTPTLSCertFile, HTTPTLSKeyFile string
+	// HTTPInsecure serves the agent's API over plain HTTP, also on an
+	// address that is not loopback, even if a certificate is at hand.
+	// Without it an agent whose API listens beyond loopback with no
+	// certificate does not start.
+	HTTPInsecure bool
 	// Netns is the named network namespace holding the host's interfaces
 	// (simulated hosts); empty: the agent's own.
 	Netns string
@@ -201,6 +227,21 @@ func DefaultAgent() *Agent {
 
 func defaultEtcd() Etcd {
 	return Etcd{Endpoints: []string{"http://127.0.0.1:2379"}, DialTimeout: 5 * time.Second}
+}
+
+// HTTPCertFiles returns the certificate and key the agent's API serves
+// HTTPS with, and the section of the settings that named them (http_tls
+// or etcd); all "" when the API is off or plain HTTP.
+func (a *Agent) HTTPCertFiles() (cert, key, section string) {
+	switch {
+	case a.HTTPListen == "" || a.HTTPInsecure:
+		return "", "", ""
+	case a.HTTPTLSCertFile != "" || a.HTTPTLSKeyFile != "":
+		return a.HTTPTLSCertFile, a.HTTPTLSKeyFile, "http_tls"
+	case a.Etcd.CertFile != "":
+		return a.Etcd.CertFile, a.Etcd.KeyFile, "etcd"
+	}
+	return "", "", ""
 }
 
 // Origin returns where the setting with this key got its value.

@@ -31,6 +31,8 @@ func valueOf(cfg any, key string) any {
 			return c.TLSCertFile
 		case "tls.key_file":
 			return c.TLSKeyFile
+		case "agents.ca_file":
+			return c.AgentsCAFile
 		case "log_level":
 			return c.LogLevel
 		case "session_ttl":
@@ -73,6 +75,12 @@ func valueOf(cfg any, key string) any {
 			return c.Labels
 		case "http_listen":
 			return c.HTTPListen
+		case "http_tls.cert_file":
+			return c.HTTPTLSCertFile
+		case "http_tls.key_file":
+			return c.HTTPTLSKeyFile
+		case "http_insecure":
+			return c.HTTPInsecure
 		case "networks":
 			return c.Networks
 		case "netns":
@@ -206,6 +214,7 @@ func samples(kind Kind) []sample {
 			sample{key: "auth.required", file: "false", env: "true", flag: []string{"false"}, fileV: false, envV: true, flV: false},
 			sample{key: "tls.cert_file", file: "/f/api.pem", env: "/e/api.pem", flag: []string{""}, fileV: "/f/api.pem", envV: "/e/api.pem", flV: ""},
 			sample{key: "tls.key_file", file: "/f/api-key.pem", env: "/e/api-key.pem", flag: []string{""}, fileV: "/f/api-key.pem", envV: "/e/api-key.pem", flV: ""},
+			sample{key: "agents.ca_file", file: "/f/ca.pem", env: "/e/ca.pem", flag: []string{"/x/ca.pem"}, fileV: "/f/ca.pem", envV: "/e/ca.pem", flV: "/x/ca.pem"},
 			sample{key: "fencing.device_timeout", file: "30s", env: "45s", flag: []string{"1m"}, fileV: 30 * time.Second, envV: 45 * time.Second, flV: time.Minute},
 			sample{key: "fencing.retry_interval", file: "2s", env: "10s", flag: []string{"1s"}, fileV: 2 * time.Second, envV: 10 * time.Second, flV: time.Second},
 			sample{key: "fencing.check_interval", file: "1m", env: "10s", flag: []string{"1h"}, fileV: time.Minute, envV: 10 * time.Second, flV: time.Hour},
@@ -229,6 +238,11 @@ func samples(kind Kind) []sample {
 		sample{key: "containerd.address", file: "/f/c.sock", env: "/e/c.sock", flag: []string{""}, fileV: "/f/c.sock", envV: "/e/c.sock", flV: ""},
 		sample{key: "containerd.state_dir", file: "/f/state", env: "/e/state", flag: []string{"/x/state"}, fileV: "/f/state", envV: "/e/state", flV: "/x/state"},
 		sample{key: "http_listen", file: "127.0.0.1:7371", env: "127.0.0.1:7372", flag: []string{""}, fileV: "127.0.0.1:7371", envV: "127.0.0.1:7372", flV: ""},
+		sample{key: "http_tls.cert_file", file: "/f/a.pem", env: "/e/a.pem", flag: []string{"/x/a.pem"}, fileV: "/f/a.pem", envV: "/e/a.pem", flV: "/x/a.pem",
+			with: map[string][]string{"http-tls-key-file": {"/k.pem"}}, coupled: true},
+		sample{key: "http_tls.key_file", file: "/f/a-key.pem", env: "/e/a-key.pem", flag: []string{"/x/a-key.pem"}, fileV: "/f/a-key.pem", envV: "/e/a-key.pem", flV: "/x/a-key.pem",
+			with: map[string][]string{"http-tls-cert-file": {"/a.pem"}}, coupled: true},
+		sample{key: "http_insecure", file: "true", env: "false", flag: []string{"true"}, fileV: true, envV: false, flV: true},
 		sample{key: "networks", file: "\n  public: eth1", env: "public=eth2", flag: []string{"public=eth3"},
 			fileV: map[string]string{"public": "eth1"}, envV: map[string]string{"public": "eth2"}, flV: map[string]string{"public": "eth3"}},
 		sample{key: "netns", file: "h1", env: "h2", flag: []string{""}, fileV: "h1", envV: "h2", flV: ""},

@@ -10,21 +10,35 @@ import (
 	"strings"
 )
 
+// The daemons build their TLS configurations with package pki (cmd/bulwarkd
+// etcdTLS and the agent API's and agent client's), which also checks
+// expiry and key usage; CheckFiles is the part that needs no more than the
+// configuration: the files exist, a key is not readable by everyone and a
+// certificate matches its key.
+
 // CheckFiles checks that the etcd TLS files can be read and parsed, and
 // that every fence device's password file and CA file can: a password file
 // must be a regular file that neither its group nor others may access
 // (mode 0600 or 0400), holding the password (one trailing newline is
-// ignored) and nothing else.
+// ignored) and nothing else; and agents.ca_file.
 func (s *Server) CheckFiles() error {
 	ps := checkEtcdFiles(s.Etcd, s.origins)
+	if s.AgentsCAFile != "" {
+		if _, err := loadCA(s.AgentsCAFile); err != nil {
+			ps = append(ps, Problem{Origin: s.origins.get("agents.ca_file"), Key: "agents.ca_file", Msg: err.Error()})
+		}
+	}
 	ps = append(ps, checkFenceFiles(s.Fencing, s.origins)...)
 	return asError(dedupe(ps))
 }
 
-// CheckFiles checks the etcd TLS files. The deprecated bmc.password_file
-// is not read: the agent ignores it.
+// CheckFiles checks the etcd TLS files and the agent API's certificate
+// and key (http_tls). The deprecated bmc.password_file is not read: the
+// agent ignores it.
 func (a *Agent) CheckFiles() error {
-	return asError(checkEtcdFiles(a.Etcd, a.origins))
+	ps := checkEtcdFiles(a.Etcd, a.origins)
+	ps = append(ps, checkPair(a.HTTPTLSCertFile, a.HTTPTLSKeyFile, "http_tls.cert_file", "http_tls.key_file", a.origins)...)
+	return asError(ps)
 }
 
 // Password reads the BMC password: the first line of PasswordFile.
@@ -86,21 +100,31 @@ func checkEtcdFiles(e Etcd, o origins) []Problem {
 			add("etcd.ca_file", err)
 		}
 	}
+	return append(ps, checkPair(e.CertFile, e.KeyFile, "etcd.cert_file", "etcd.key_file", o)...)
+}
+
+// checkPair checks a certificate file and its key file: readable, the key
+// not by everyone, and a matching PEM pair.
+func checkPair(certFile, keyFile, certKey, keyKey string, o origins) []Problem {
+	var ps []Problem
+	add := func(key string, err error) {
+		ps = append(ps, Problem{Origin: o.get(key), Key: key, Msg: err.Error()})
+	}
 	var cert, key []byte
 	var err error
-	if e.CertFile != "" {
-		if cert, err = readRegular(e.CertFile, false); err != nil {
-			add("etcd.cert_file", err)
+	if certFile != "" {
+		if cert, err = readRegular(certFile, false); err != nil {
+			add(certKey, err)
 		}
 	}
-	if e.KeyFile != "" {
-		if key, err = readRegular(e.KeyFile, true); err != nil {
-			add("etcd.key_file", err)
+	if keyFile != "" {
+		if key, err = readRegular(keyFile, true); err != nil {
+			add(keyKey, err)
 		}
 	}
 	if cert != nil && key != nil {
 		if _, err := tls.X509KeyPair(cert, key); err != nil {
-			add("etcd.key_file", keyPairError(e.CertFile, e.KeyFile, err))
+			add(keyKey, keyPairError(certFile, keyFile, err))
 		}
 	}
 	return ps
@@ -108,30 +132,6 @@ func checkEtcdFiles(e Etcd, o origins) []Problem {
 
 func keyPairError(certFile, keyFile string, err error) error {
 	return fmt.Errorf("%s and %s are not a PEM certificate and its key: %v", certFile, keyFile, err)
-}
-
-// TLSConfig is the client TLS configuration for etcd built from the files;
-// nil when no TLS file is set. (The etcd client does not take it yet.)
-func (e Etcd) TLSConfig() (*tls.Config, error) {
-	if !e.TLSEnabled() {
-		return nil, nil
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if e.CAFile != "" {
-		pool, err := loadCA(e.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		c.RootCAs = pool
-	}
-	if e.CertFile != "" || e.KeyFile != "" {
-		kp, err := loadKeyPair(e.CertFile, e.KeyFile)
-		if err != nil {
-			return nil, err
-		}
-		c.Certificates = []tls.Certificate{kp}
-	}
-	return c, nil
 }
 
 func loadCA(path string) (*x509.CertPool, error) {
@@ -144,22 +144,6 @@ func loadCA(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return pool, nil
-}
-
-func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	cert, err := readRegular(certFile, false)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	key, err := readRegular(keyFile, true)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	kp, err := tls.X509KeyPair(cert, key)
-	if err != nil {
-		return tls.Certificate{}, keyPairError(certFile, keyFile, err)
-	}
-	return kp, nil
 }
 
 func readPassword(path string) (string, error) {

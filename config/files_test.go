@@ -96,10 +96,6 @@ func TestCheckFilesEtcdTLS(t *testing.T) {
 			if err != nil {
 				t.Errorf("%s: %v", c.name, err)
 			}
-			tc, err := cfg.Etcd.TLSConfig()
-			if err != nil || tc == nil || tc.RootCAs == nil {
-				t.Errorf("%s: TLSConfig %v %v", c.name, tc, err)
-			}
 			continue
 		}
 		ps := problemsOf(t, err)
@@ -112,9 +108,6 @@ func TestCheckFilesEtcdTLS(t *testing.T) {
 				t.Errorf("%s: %q, want it to start with %q", c.name, ps[i].Error(), p+w)
 			}
 		}
-		if _, err := cfg.Etcd.TLSConfig(); err == nil {
-			t.Errorf("%s: TLSConfig has no error", c.name)
-		}
 	}
 	// From a flag, the problem names the flag.
 	cfg, err := LoadServer(Inputs{DefaultPath: missing, Flags: map[string][]string{"etcd": {"https://a:2379"}, "etcd-ca-file": {missing}}})
@@ -123,13 +116,6 @@ func TestCheckFilesEtcdTLS(t *testing.T) {
 	}
 	if err := cfg.CheckFiles(); err == nil || err.Error() != "--etcd-ca-file: "+missing+" does not exist" {
 		t.Errorf("flag: %v", err)
-	}
-	tc, err := Etcd{CAFile: ca, CertFile: cert, KeyFile: key}.TLSConfig()
-	if err != nil || len(tc.Certificates) != 1 || tc.RootCAs == nil {
-		t.Errorf("TLSConfig: %+v, %v", tc, err)
-	}
-	if tc, err := (Etcd{}).TLSConfig(); tc != nil || err != nil {
-		t.Errorf("TLSConfig without files: %v %v", tc, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/bulwarkhq/bulwark/internal/spelling"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"regexp"
 	"sort"
@@ -482,6 +483,7 @@ func crossCheck(kind Kind, cfg any, o origins) []Problem {
 				add("bmc.insecure", "bmc.insecure is set but bmc.url is not")
 			}
 		}
+		ps = append(ps, checkAgentHTTP(c, at)...)
 	}
 	if e.CertFile != "" && e.KeyFile == "" {
 		add("etcd.cert_file", "etcd.key_file is needed with etcd.cert_file")
@@ -498,6 +500,48 @@ func crossCheck(kind Kind, cfg any, o origins) []Problem {
 		}
 	}
 	return ps
+}
+
+// checkAgentHTTP applies the rules of the agent's API: its certificate
+// and key go together, http_insecure excludes http_tls, and an API that
+// listens beyond loopback serves HTTPS unless http_insecure says otherwise.
+func checkAgentHTTP(c *Agent, at func(string) Origin) []Problem {
+	var ps []Problem
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Origin: at(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.HTTPTLSCertFile != "" && c.HTTPTLSKeyFile == "" {
+		add("http_tls.cert_file", "http_tls.key_file is needed with http_tls.cert_file")
+	}
+	if c.HTTPTLSKeyFile != "" && c.HTTPTLSCertFile == "" {
+		add("http_tls.key_file", "http_tls.cert_file is needed with http_tls.key_file")
+	}
+	if c.HTTPInsecure && (c.HTTPTLSCertFile != "" || c.HTTPTLSKeyFile != "") {
+		key := "http_tls.cert_file"
+		if c.HTTPTLSCertFile == "" {
+			key = "http_tls.key_file"
+		}
+		add(key, "http_tls is set but so is http_insecure, which serves the agent's API over plain HTTP: keep one")
+	}
+	if c.HTTPListen == "" || c.HTTPInsecure || c.HTTPTLSCertFile != "" || c.Etcd.CertFile != "" {
+		return ps
+	}
+	if host, _, err := net.SplitHostPort(c.HTTPListen); err == nil && !IsLoopback(host) {
+		add("http_listen", "the agent's API would serve %s over plain HTTP, its token and the workloads' logs in clear: "+
+			"give it a certificate (etcd.cert_file, the host's agent certificate, serves it by default; or http_tls.cert_file "+
+			"and key_file), listen on a loopback address, or set http_insecure: true to accept plain HTTP", c.HTTPListen)
+	}
+	return ps
+}
+
+// IsLoopback reports whether host (of host:port) is a loopback address or
+// localhost; "" and unspecified addresses (0.0.0.0, ::) are not.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func unknownKey(kind Kind, full string) string {
@@ -531,13 +575,17 @@ func suggest(kind Kind, full string) string {
 		cands = append(cands, s.Key)
 	}
 	sort.Strings(cands)
+	bestRaw := 0
 	for _, c := range cands {
-		d := spelling.Distance(full, c)
+		raw := spelling.Distance(full, c)
+		d := raw
 		if cl := c[strings.LastIndex(c, ".")+1:]; cl == last && c != full {
 			d = min(d, 2) // right name, wrong section
 		}
-		if d < bestD {
-			best, bestD = c, d
+		// On a tie the closer spelling wins (ca_file: etcd.ca_file
+		// rather than agents.ca_file).
+		if d < bestD || d == bestD && best != "" && raw < bestRaw {
+			best, bestD, bestRaw = c, d, raw
 		}
 	}
 	return best

@@ -126,8 +126,11 @@ func serverSchema() []setting {
 		stringSetting(Setting{Key: "tls.key_file", Env: "BULWARK_TLS_KEY_FILE", Flag: "tls-key-file", Default: "",
 			Usage: "PEM key of tls.cert_file (mode 0600)"},
 			func(c any) *string { return &srv(c).TLSKeyFile }, optional(checkAbsPath)),
+		stringSetting(Setting{Key: "agents.ca_file", Env: "BULWARK_AGENTS_CA_FILE", Flag: "agents-ca-file", Default: "",
+			Usage: "PEM CA bundle that signed the agents' API certificates, which are verified on every call to an agent over HTTPS (default: etcd.ca_file, the cluster CA)"},
+			func(c any) *string { return &srv(c).AgentsCAFile }, optional(checkAbsPath)),
 	}
-	s = append(s, etcdSchema(func(c any) *Etcd { return &srv(c).Etcd })...)
+	s = append(s, etcdSchema(KindServer, func(c any) *Etcd { return &srv(c).Etcd })...)
 	return append(s, fencingSchema(func(c any) *Fencing { return &srv(c).Fencing })...)
 }
 
@@ -141,7 +144,7 @@ func agentSchema() []setting {
 		sessionTTLSetting("3s", "heartbeat lease TTL (T); the agent fences itself after 0.6 T without renewal: how long after the agent dies its host counts as alive",
 			func(c any) *time.Duration { return &ag(c).SessionTTL }),
 	}
-	s = append(s, etcdSchema(func(c any) *Etcd { return &ag(c).Etcd })...)
+	s = append(s, etcdSchema(KindAgent, func(c any) *Etcd { return &ag(c).Etcd })...)
 	return append(s,
 		stringSetting(Setting{Key: "libvirt.uri", Env: "BULWARK_LIBVIRT_URI", Flag: "libvirt-uri", Default: "qemu:///system",
 			Usage: "libvirt connection URI (test:///path/host.xml for a simulated hypervisor; none: this host runs no VMs)"},
@@ -168,8 +171,17 @@ func agentSchema() []setting {
 			Usage: "where containers' stdout and stderr are kept"},
 			func(c any) *string { return &ag(c).ContainerdStateDir }, checkAbsPath),
 		stringSetting(Setting{Key: "http_listen", Env: "BULWARK_AGENT_LISTEN", Flag: "http-listen", Default: "",
-			Usage: "address of the agent's own API (task list), host:port; empty: off"},
+			Usage: "address of the agent's own API (tasks, logs; the servers call it), host:port: this host's cluster address; empty: off"},
 			func(c any) *string { return &ag(c).HTTPListen }, optional(checkHostPort)),
+		stringSetting(Setting{Key: "http_tls.cert_file", Env: "BULWARK_AGENT_TLS_CERT_FILE", Flag: "http-tls-cert-file", Default: "",
+			Usage: "PEM certificate the agent's API serves HTTPS with (with http_tls.key_file; default: etcd.cert_file, the host's agent certificate)"},
+			func(c any) *string { return &ag(c).HTTPTLSCertFile }, optional(checkAbsPath)),
+		stringSetting(Setting{Key: "http_tls.key_file", Env: "BULWARK_AGENT_TLS_KEY_FILE", Flag: "http-tls-key-file", Default: "",
+			Usage: "PEM key of http_tls.cert_file (not readable by everyone; default: etcd.key_file)"},
+			func(c any) *string { return &ag(c).HTTPTLSKeyFile }, optional(checkAbsPath)),
+		boolSetting(Setting{Key: "http_insecure", Env: "BULWARK_AGENT_HTTP_INSECURE", Flag: "http-insecure", Default: "false",
+			Usage: "serve the agent's API over plain HTTP even on an address that is not loopback (its token and workload logs cross the network in clear); without it such an agent needs a certificate"},
+			func(c any) *bool { return &ag(c).HTTPInsecure }),
 		labelsSetting(Setting{Key: "networks", Env: "BULWARK_NETWORKS", Flag: "network", Default: "",
 			Usage: "a network this host is attached to, NAME=INTERFACE, e.g. public=eth1: floating IPs of that network can go here (repeatable)"},
 			func(c any) *map[string]string { return &ag(c).Networks }),
@@ -197,7 +209,13 @@ func agentSchema() []setting {
 	)
 }
 
-func etcdSchema(e func(c any) *Etcd) []setting {
+func etcdSchema(k Kind, e func(c any) *Etcd) []setting {
+	certUsage := "PEM client certificate this server presents to etcd: its own, not a host's agent certificate " +
+		"(bulwarkd cert issue server-HOST --kind client; see docs/security.md)"
+	if k == KindAgent {
+		certUsage = "PEM client certificate this agent presents to etcd, and its API serves HTTPS with unless http_tls is set: " +
+			"this host's (bulwarkd cert issue HOST --kind agent --host HOST --host IP; see docs/security.md)"
+	}
 	return []setting{
 		listSetting(Setting{Key: "etcd.endpoints", Env: "BULWARK_ETCD", Flag: "etcd", Default: "http://127.0.0.1:2379",
 			Usage: "etcd client URLs (repeat or comma-separate for several members)"},
@@ -206,7 +224,7 @@ func etcdSchema(e func(c any) *Etcd) []setting {
 			Usage: "PEM CA bundle that signed the etcd members' certificates (with https:// endpoints; empty: the system's CAs)"},
 			func(c any) *string { return &e(c).CAFile }, optional(checkAbsPath)),
 		stringSetting(Setting{Key: "etcd.cert_file", Env: "BULWARK_ETCD_CERT_FILE", Flag: "etcd-cert-file", Default: "",
-			Usage: "PEM client certificate this daemon presents to etcd (bulwarkd cert issue HOST --kind agent; see docs/security.md)"},
+			Usage: certUsage},
 			func(c any) *string { return &e(c).CertFile }, optional(checkAbsPath)),
 		stringSetting(Setting{Key: "etcd.key_file", Env: "BULWARK_ETCD_KEY_FILE", Flag: "etcd-key-file", Default: "",
 			Usage: "PEM key of etcd.cert_file (not readable by everyone)"},

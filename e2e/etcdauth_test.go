@@ -3,9 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +43,15 @@ import (
 //     etcd, and says how to add the host;
 //   - etcd itself refuses host-1's certificate a write of host-2's
 //     heartbeat (the check does not rely on the agent's own);
-//   - neither daemon's log shows a request etcd refused.
+//   - neither daemon's log shows a request etcd refused;
+//   - the agent's own API is HTTPS with host-1's agent certificate (no
+//     http_tls: the etcd client certificate serves it) at the https://
+//     URL it registered: the server fetches `node tasks` and `workload
+//     logs` from it, verifying the certificate against the cluster CA (by
+//     default its etcd.ca_file); a second server told to trust another CA
+//     for the agents (agents.ca_file) is refused by the certificate
+//     check, and so are a client trusting another CA and one speaking
+//     plain HTTP to the agent directly.
 func TestEtcdAuth(t *testing.T) {
 	dir := t.TempDir()
 	caDir := filepath.Join(dir, "pki")
@@ -93,10 +104,19 @@ func TestEtcdAuth(t *testing.T) {
 	writeTestHost(t, hostXML)
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	apiURL := "http://" + apiAddr
-	agentURL := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	agentURL := fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
+	consoleDir := filepath.Join(dir, "console")
 	server := startProc(t, "bulwarkd", append([]string{"server", "--name", "s1", "--listen", apiAddr, "--session-ttl", "3s"}, as(srvCert, srvKey)...)...)
 	agent := startProc(t, "bulwarkd", append([]string{"agent", "--name", "host-1", "--libvirt-uri", "test://" + hostXML, "--session-ttl", "3s",
-		"--http-listen", strings.TrimPrefix(agentURL, "http://")}, as(h1Cert, h1Key)...)...)
+		"--http-listen", strings.TrimPrefix(agentURL, "https://"), "--console-log-dir", consoleDir}, as(h1Cert, h1Key)...)...)
+	// A client of the agent's API that trusts the cluster CA, as the
+	// servers do.
+	agentTLS, err := pki.LoadClientTLS(caFile, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentHTTP := &http.Client{Transport: &http.Transport{TLSClientConfig: agentTLS}}
+	defer agentHTTP.CloseIdleConnections()
 	alive := func() {
 		t.Helper()
 		if server.exited() {
@@ -143,7 +163,13 @@ func TestEtcdAuth(t *testing.T) {
 	// heartbeat stays the same key (a refused keepalive would end the
 	// session and the agent would write a new one) and the host ready.
 	renewals := func() (ok, failed int) {
-		m := httpGetText(t, agentURL+"/metrics")
+		resp, err := agentHTTP.Get(agentURL + "/metrics")
+		if err != nil {
+			t.Fatalf("agent metrics over HTTPS: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		m := string(b)
 		return metricValue(m, "bulwark_agent_lease_renew_seconds_count"), metricValue(m, "bulwark_agent_lease_renew_failures_total")
 	}
 	first, _ := renewals()
@@ -175,6 +201,7 @@ func TestEtcdAuth(t *testing.T) {
 	if tasks := agentTasks(t, apiURL, "host-1"); len(tasks) != 1 || tasks[0].Workload != "web1" {
 		t.Errorf("host-1's tasks through the server (agent token from etcd): %+v", tasks)
 	}
+	agentOverHTTPS(t, agentHTTP, srvStore, apiURL, agentURL, consoleDir, as(srvCert, srvKey))
 
 	// host-1's certificate, but --name host-2.
 	impostor := startProc(t, "bulwarkd", append([]string{"agent", "--name", "host-2", "--libvirt-uri", "test://" + hostXML}, as(h1Cert, h1Key)...)...)
@@ -239,6 +266,97 @@ func dialAs(t *testing.T, endpoint, caFile, cert, key string) clusterstore.Store
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// agentOverHTTPS checks the agent API's HTTPS in TestEtcdAuth: host-1's
+// agent registered agentURL (https://), and the server at apiURL, which
+// trusts the cluster CA by default, proxies node tasks and workload logs
+// from it. A second server whose agents.ca_file is another CA, a client
+// trusting another CA, and a plain-HTTP client get nothing.
+func agentOverHTTPS(t *testing.T, agentHTTP *http.Client, st clusterstore.Store, apiURL, agentURL, consoleDir string, srvFlags []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var n api.Node
+	if kv, ok, _, err := st.Get(ctx, clusterstore.NodeKey("host-1")); err != nil || !ok || clusterstore.Decode(kv, &n) != nil {
+		t.Fatalf("host-1's node record: %v %v", ok, err)
+	}
+	if n.AgentURL != agentURL {
+		t.Errorf("host-1 registered AgentURL %q, want %q", n.AgentURL, agentURL)
+	}
+	// node tasks, through bulwarkctl and the server: HTTPS to the agent.
+	out, errOut, code := ctl(t, apiURL, "node", "tasks", "host-1")
+	if code != 0 || !strings.Contains(out, "web1") {
+		t.Errorf("bulwarkctl node tasks host-1: exit %d: %s%s", code, out, errOut)
+	}
+	// The VM's console log (the test driver writes none: the test does),
+	// through the server.
+	const line = "console of web1 over HTTPS\n"
+	if err := os.WriteFile(filepath.Join(consoleDir, "bulwark-host-1-web1.log"), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = ctl(t, apiURL, "workload", "logs", "web1")
+	if code != 0 || out != line {
+		t.Errorf("bulwarkctl workload logs web1: exit %d: %q %s", code, out, errOut)
+	}
+
+	// A server that trusts another CA for the agents refuses host-1's
+	// certificate, and says which setting to look at.
+	otherCADir := filepath.Join(t.TempDir(), "other-ca")
+	if _, _, err := pki.InitCA(otherCADir, false); err != nil {
+		t.Fatal(err)
+	}
+	otherCA := filepath.Join(otherCADir, pki.CACertFile)
+	addr2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	api2 := "http://" + addr2
+	registerToken(api2, tokenFor(apiURL))
+	s2 := startProc(t, "bulwarkd", append([]string{"server", "--name", "s2", "--listen", addr2, "--session-ttl", "3s", "--agents-ca-file", otherCA}, srvFlags...)...)
+	eventually(t, "the second server's API", 30*time.Second, func() bool {
+		if s2.exited() {
+			t.Fatalf("second server exited:\n%s", s2.out.String())
+		}
+		_, _, code := ctl(t, api2, "node", "list")
+		return code == 0
+	})
+	_, errOut, code = ctl(t, api2, "node", "tasks", "host-1")
+	if code == 0 || !strings.Contains(errOut, "certificate") || !strings.Contains(errOut, "agents.ca_file") {
+		t.Errorf("node tasks through a server trusting another CA: exit %d: %s", code, errOut)
+	}
+	_, errOut, code = ctl(t, api2, "workload", "logs", "web1")
+	if code == 0 || strings.Contains(errOut, "console of web1") || !strings.Contains(errOut, "certificate") {
+		t.Errorf("workload logs through a server trusting another CA: exit %d: %s", code, errOut)
+	}
+
+	// Clients of the agent itself: another CA's, and plain HTTP.
+	otherTLS, err := pki.LoadClientTLS(otherCA, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &http.Client{Transport: &http.Transport{TLSClientConfig: otherTLS}}
+	var unknown x509.UnknownAuthorityError
+	if resp, err := other.Get(agentURL + "/metrics"); !errors.As(err, &unknown) {
+		if err == nil {
+			resp.Body.Close()
+		}
+		t.Errorf("client trusting another CA: %v, want an unknown authority", err)
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{}}).Get("http://" + strings.TrimPrefix(agentURL, "https://") + "/v1/tasks")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), "web1") {
+			t.Errorf("plain HTTP to the agent: HTTP %d %q", resp.StatusCode, b)
+		}
+	}
+	// The right CA: the API answers (with the token only).
+	resp, err = agentHTTP.Get(agentURL + "/v1/tasks")
+	if err != nil {
+		t.Fatalf("agent over HTTPS without a token: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("agent over HTTPS without a token: HTTP %d", resp.StatusCode)
+	}
 }
 
 // metricValue reads an unlabelled sample from Prometheus text; -1 if absent.

@@ -5,6 +5,7 @@ package nodeagent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,8 +43,15 @@ type Config struct {
 	// out of its pool before its connections are refused. Default 2s;
 	// negative: stop at once.
 	UnhealthyStopDelay time.Duration
-	// HTTPListen, if set, is where the agent serves GET /v1/tasks.
+	// HTTPListen, if set, is where the agent serves its own API (tasks,
+	// logs, volume checks, metrics; see http.go).
 	HTTPListen string
+	// HTTPTLS, if set, serves that API over HTTPS with this configuration
+	// (its certificate: the host's agent certificate unless configured
+	// otherwise), and the agent registers an https:// AgentURL. Nil: plain
+	// HTTP, which cmd/bulwarkd allows only on a loopback address or with
+	// http_insecure.
+	HTTPTLS *tls.Config
 	// WatchdogDevice, if set, is a hardware watchdog (/dev/watchdog) the
 	// agent feeds while its lease is healthy and stops feeding when it
 	// fences itself, so that a host whose agent hangs is reset by its
@@ -176,6 +184,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	agentURL := ""
 	if ln != nil {
 		agentURL = "http://" + ln.Addr().String()
+		if a.cfg.HTTPTLS != nil {
+			agentURL = "https://" + ln.Addr().String()
+		}
 		if a.token, err = clusterstore.NewAgentToken(); err != nil {
 			return err
 		}

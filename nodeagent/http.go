@@ -3,10 +3,12 @@ package nodeagent
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -17,7 +19,10 @@ import (
 
 // serveHTTP runs the agent's own small API until ctx ends. GET /v1/tasks
 // lists what the driver really runs on this host: invariant checkers and
-// tests read the truth from here, not from the agent's reports.
+// tests read the truth from here, not from the agent's reports. The
+// servers call it with the token the agent published in the store; with
+// Config.HTTPTLS the listener (see listen) speaks only TLS, so that neither
+// the token nor the workloads' logs cross the network in clear.
 func (a *Agent) serveHTTP(ctx context.Context, ln net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/tasks", func(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +46,10 @@ func (a *Agent) serveHTTP(ctx context.Context, ln net.Listener) {
 	// everything else needs the token the agent published in the store.
 	top.Handle("GET /metrics", a.metrics.handler())
 	top.Handle("/", a.requireToken(mux))
-	srv := &http.Server{Handler: top, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	srv := &http.Server{Handler: top, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second,
+		// Failed TLS handshakes (a client that does not trust this host's
+		// certificate, or one speaking plain HTTP) land in the agent's log.
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -76,6 +84,11 @@ func (a *Agent) listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", a.cfg.HTTPListen)
 	if err != nil {
 		return nil, fmt.Errorf("agent: listen on %s: %w", a.cfg.HTTPListen, err)
+	}
+	if a.cfg.HTTPTLS != nil {
+		// The server's handshake is bounded by ReadHeaderTimeout; a client
+		// speaking plain HTTP gets a 400 and nothing else.
+		ln = tls.NewListener(ln, a.cfg.HTTPTLS.Clone())
 	}
 	return ln, nil
 }

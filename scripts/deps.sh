@@ -11,7 +11,9 @@ if [ "$what" = test ]; then
   # rpm: checks the .rpm files; systemd: systemd-analyze verify (no systemd needs to run);
   # iptables: a dependency of bulwark-agent, which the package tests install with dpkg -i.
   # chromium: the dashboard tests (ui, e2e) drive it headless through chromedp.
-  pkgs+=(libvirt-clients libxml2-utils iproute2 procps fence-agents rpm systemd iptables chromium)
+  # etcd-server: /usr/bin/etcd (3.4.23), which the etcd-auth tests run as processes of their own
+  # (clusterstore/etcd/etcdtest); its own etcd.service is kept from starting (below).
+  pkgs+=(libvirt-clients libxml2-utils iproute2 procps fence-agents rpm systemd iptables chromium etcd-server)
 fi
 
 missing=()
@@ -26,7 +28,27 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "deps: installing ${missing[*]}"
   $sudo apt-get update -qq
+  # etcd-server's postinst enables etcd.service and starts it (a member on 127.0.0.1:2379,
+  # data in /var/lib/etcd). Where no policy-rc.d exists, a temporary one denies that start
+  # (invoke-rc.d and deb-systemd-invoke ask it; exit 101: do not run); afterwards the unit is
+  # disabled and stopped, where systemd runs.
+  etcd_new=false policy=/usr/sbin/policy-rc.d own_policy=false
+  [[ " ${missing[*]} " == *" etcd-server "* ]] && etcd_new=true
+  if $etcd_new && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# scripts/deps.sh: keep etcd-server from starting etcd on install.\ncase "$1" in etcd|etcd.service) exit 101;; esac\nexit 0\n' |
+      $sudo tee "$policy" >/dev/null
+    $sudo chmod 0755 "$policy"
+    own_policy=true
+    trap '$sudo rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if $own_policy; then
+    $sudo rm -f "$policy"
+    trap - EXIT
+  fi
+  if $etcd_new && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v go >/dev/null 2>&1; then

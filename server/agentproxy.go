@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,9 +14,23 @@ import (
 	"github.com/bulwarkhq/bulwark/clusterstore"
 )
 
-// agentClient is used for every call to an agent; requests carry their own
-// deadlines (followed logs have none).
-var agentClient = &http.Client{}
+// newAgentClient is the client of every call to an agent; requests carry
+// their own deadlines (followed logs have none). An agent registers an
+// https:// URL when it serves TLS (production: its host's agent
+// certificate), and its certificate is verified against tlsConfig's
+// RootCAs (the cluster CA: agents.ca_file, by default etcd.ca_file; nil:
+// the system's CAs) and the address in the URL. Verification is never
+// skipped: the request carries the agent's token, and the answer may be a
+// workload's logs. An http:// URL (a dev cluster's agents on loopback, or
+// an agent with http_insecure) is called as it is.
+func newAgentClient(tlsConfig *tls.Config) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsConfig != nil {
+		t.TLSClientConfig = tlsConfig.Clone()
+		t.TLSClientConfig.InsecureSkipVerify = false
+	}
+	return &http.Client{Transport: t}
+}
 
 // agentCallTimeout bounds a short call to an agent (tasks, checks).
 const agentCallTimeout = 5 * time.Second
@@ -56,11 +73,24 @@ func (h *Handler) agentRequest(ctx context.Context, host, method, path string, b
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := agentClient.Do(req)
+	resp, err := h.agents.Do(req)
 	if err != nil {
-		return nil, &agentError{http.StatusBadGateway, fmt.Sprintf("the agent of %s did not answer: %v", host, err)}
+		return nil, &agentError{http.StatusBadGateway, fmt.Sprintf("the agent of %s did not answer: %v%s", host, err, certHint(err))}
 	}
 	return resp, nil
+}
+
+// certHint explains a failure to verify an agent's certificate.
+func certHint(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var name x509.HostnameError
+	switch {
+	case errors.As(err, &unknown):
+		return " (the agent's certificate is not signed by the CA the servers trust for agents: agents.ca_file, by default etcd.ca_file)"
+	case errors.As(err, &name):
+		return " (the agent's certificate does not name the address it registered: issue it with --host for that address)"
+	}
+	return ""
 }
 
 func writeAgentError(w http.ResponseWriter, err error) {

@@ -30,6 +30,8 @@ type Handler struct {
 	health func(ctx context.Context) api.Health
 	sched  scheduler.Scheduler
 	fence  FencingConfig
+	// agents calls the hosts' agents (agentproxy.go).
+	agents *http.Client
 }
 
 // explainer is implemented by schedulers that explain their decisions.
@@ -38,9 +40,15 @@ type explainer interface {
 }
 
 // NewHandler builds the API handler. health reports leadership for /v1/health.
+// Agents serving HTTPS are verified against the system's CAs; a Server
+// passes its Config.AgentTLS instead.
 func NewHandler(store clusterstore.Store, log *slog.Logger, health func(ctx context.Context) api.Health, sched scheduler.Scheduler, fence FencingConfig) http.Handler {
+	return newHandler(store, log, health, sched, fence, newAgentClient(nil))
+}
+
+func newHandler(store clusterstore.Store, log *slog.Logger, health func(ctx context.Context) api.Health, sched scheduler.Scheduler, fence FencingConfig, agents *http.Client) http.Handler {
 	fence.defaults()
-	h := &Handler{store: store, log: log, now: time.Now, health: health, sched: sched, fence: fence}
+	h := &Handler{store: store, log: log, now: time.Now, health: health, sched: sched, fence: fence, agents: agents}
 	mux := &routedMux{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /v1/health", h.getHealth)
 	mux.HandleFunc("GET /v1/nodes", h.listNodes)

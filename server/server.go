@@ -46,6 +46,10 @@ type Config struct {
 	Auth AuthConfig
 	// TLS, if set, serves the API over TLS.
 	TLS *tls.Config
+	// AgentTLS is the client TLS configuration of calls to the agents'
+	// APIs at https:// agent URLs: its RootCAs verify their certificates
+	// (nil: the system's CAs). Verification is never skipped.
+	AgentTLS *tls.Config
 	// WrapHandler, if set, wraps the API handler (the dev cluster adds its
 	// fault-injection endpoint this way).
 	WrapHandler func(http.Handler) http.Handler
@@ -119,7 +123,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("server: listen on %s: %w", s.cfg.Listen, err)
 		}
 	}
-	apiHandler := NewHandler(s.cfg.Store, s.log, s.health, s.cfg.Scheduler, s.cfg.Fencing)
+	apiHandler := newHandler(s.cfg.Store, s.log, s.health, s.cfg.Scheduler, s.cfg.Fencing, newAgentClient(s.cfg.AgentTLS))
 	var handler http.Handler = apiHandler
 	if s.cfg.WrapHandler != nil {
 		handler = s.cfg.WrapHandler(handler)

@@ -13,7 +13,9 @@ import (
 	"go.etcd.io/etcd/api/v3/authpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
@@ -37,7 +39,10 @@ import (
 //     certificate signed by the cluster CA can act as it.
 //
 // The functions here need a client with root rights once authentication
-// is on (any client before).
+// is on (any client before). They work with etcd 3.4 (Debian 12's 3.4.23,
+// which has no-password users already) and later; etcd before 3.5 lacks
+// the AuthStatus call, and whether authentication is on is then probed
+// (probeAuthEnabled).
 
 // RootUser and RootRole are etcd's built-in administrator. etcd refuses to
 // enable authentication without a user named root holding the root role.
@@ -112,9 +117,12 @@ func keyPrefix(p string, write bool) Permission {
 // (clusterstore.AcquireClaim), but etcd cannot check what the value says.
 //
 // Leases need no permission of their own: any user may grant one; etcd
-// lets a user keep a lease alive, revoke it or attach a key to it only if
-// it may write every key already attached (so no agent can end or
-// prolong another host's heartbeat lease).
+// 3.6 lets a user keep a lease alive, revoke it or attach a key to it
+// only if it may write every key already attached (so no agent can end or
+// prolong another host's heartbeat lease). etcd 3.4 checks that only for
+// a revoke: there an agent can keep another host's lease alive, and
+// attach its own keys to it (measured against Debian's 3.4.23,
+// TestEtcdRBAC).
 func AgentPermissions(host string) []Permission {
 	return []Permission{
 		keyPrefix(clusterstore.Prefix, false),
@@ -184,7 +192,7 @@ func EnableAuth(ctx context.Context, cli *clientv3.Client, serverUsers, hosts []
 		return errors.New("enable etcd auth: name at least one server user (the CN of the servers' etcd certificates): " +
 			"without one, nothing could manage etcd once authentication is on")
 	}
-	status, err := cli.AuthStatus(ctx)
+	enabled, err := authEnabled(ctx, cli)
 	if err != nil {
 		return fmt.Errorf("enable etcd auth: %w", err)
 	}
@@ -229,7 +237,7 @@ func EnableAuth(ctx context.Context, cli *clientv3.Client, serverUsers, hosts []
 			return fmt.Errorf("enable etcd auth: %w", err)
 		}
 	}
-	if status.Enabled {
+	if enabled {
 		return nil
 	}
 	return enableChecked(ctx, cli)
@@ -476,10 +484,19 @@ func ensureRole(ctx context.Context, cli *clientv3.Client, role string, perms []
 // roles.
 type AuthState struct {
 	Enabled bool
-	// Revision counts changes to users, roles and permissions.
+	// Unknown says why etcd could not tell whether authentication is on
+	// (Enabled is then false); "" when it could.
+	Unknown string
+	// Revision counts changes to users, roles and permissions; 0 when
+	// etcd does not tell (before 3.5).
 	Revision uint64
-	Users    []User
-	Roles    []Role
+	// Probed: etcd predates the AuthStatus call (3.5), so Enabled was
+	// learned by a probe (see authEnabled); EtcdVersion is then the
+	// member's version ("" if it did not say).
+	Probed      bool
+	EtcdVersion string
+	Users       []User
+	Roles       []Role
 }
 
 // User is one etcd user and its roles, sorted.
@@ -496,13 +513,29 @@ type Role struct {
 }
 
 // AuthStatus reads etcd's authentication state. With authentication on
-// it needs the root role.
+// it needs the root role. From an etcd without the AuthStatus call (3.4)
+// it is probed (Probed, without a Revision); when the probe cannot tell,
+// Unknown says why and the users and roles are still read.
 func AuthStatus(ctx context.Context, cli *clientv3.Client) (AuthState, error) {
+	var s AuthState
 	st, err := cli.AuthStatus(ctx)
-	if err != nil {
+	switch {
+	case err == nil:
+		s.Enabled, s.Revision = st.Enabled, st.AuthRevision
+	case isUnimplemented(err):
+		s.Probed = true
+		var perr error
+		if s.Enabled, perr = probeAuthEnabled(ctx, cli); perr != nil {
+			s.Unknown = perr.Error()
+		}
+		if eps := cli.Endpoints(); len(eps) > 0 {
+			if ms, err := cli.Status(ctx, eps[0]); err == nil {
+				s.EtcdVersion = ms.Version
+			}
+		}
+	default:
 		return AuthState{}, fmt.Errorf("etcd auth status: %w", err)
 	}
-	s := AuthState{Enabled: st.Enabled, Revision: st.AuthRevision}
 	users, err := readUsers(ctx, cli)
 	if err != nil {
 		return AuthState{}, err
@@ -530,4 +563,53 @@ func AuthStatus(ctx context.Context, cli *clientv3.Client) (AuthState, error) {
 	}
 	sort.Slice(s.Roles, func(i, j int) bool { return s.Roles[i].Name < s.Roles[j].Name })
 	return s, nil
+}
+
+// authEnabled reports whether etcd's authentication is on: by the
+// AuthStatus call where etcd has it (3.5 and later), else by
+// probeAuthEnabled.
+func authEnabled(ctx context.Context, cli *clientv3.Client) (bool, error) {
+	st, err := cli.AuthStatus(ctx)
+	if err == nil {
+		return st.Enabled, nil
+	}
+	if !isUnimplemented(err) {
+		return false, fmt.Errorf("etcd auth status: %w", err)
+	}
+	return probeAuthEnabled(ctx, cli)
+}
+
+// isUnimplemented: etcd does not know the call (AuthStatus before 3.5:
+// "unknown method AuthStatus").
+func isUnimplemented(err error) bool { return status.Code(err) == codes.Unimplemented }
+
+// probeUser is a user name no one can have made with Bulwark (it is not a
+// DNS label), logged in as by probeAuthEnabled.
+const probeUser = "bulwark auth probe"
+
+// probeAuthEnabled finds out whether authentication is on from an etcd
+// without AuthStatus (3.4): it logs in as probeUser with a wrong
+// password. etcd checks a login before anything else, and answers
+// "authentication is not enabled" when it is off, "authentication
+// failed" when it is on (a user that does not exist). Neither writes
+// anything (a failed login is not replicated, and leaves no token);
+// etcd logs the failed one at warning level.
+func probeAuthEnabled(ctx context.Context, cli *clientv3.Client) (bool, error) {
+	pw := make([]byte, 16)
+	if _, err := rand.Read(pw); err != nil {
+		return false, err
+	}
+	_, err := cli.Authenticate(ctx, probeUser, hex.EncodeToString(pw))
+	switch {
+	case errors.Is(err, rpctypes.ErrAuthNotEnabled):
+		return false, nil
+	case err == nil, errors.Is(err, rpctypes.ErrAuthFailed):
+		return true, nil
+	case status.Code(err) == codes.Unknown && strings.Contains(err.Error(), "authentication failed"):
+		// 3.4's answer for a user without a password (not expected for
+		// probeUser, but it too says authentication is on).
+		return true, nil
+	}
+	return false, fmt.Errorf("etcd has no AuthStatus call (it is older than 3.5), and a login meant to find out "+
+		"whether authentication is on gave neither answer: %w", err)
 }

@@ -5,29 +5,101 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	etcdversion "go.etcd.io/etcd/api/v3/version"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
+	"github.com/bulwarkhq/bulwark/clusterstore/etcd/etcdtest"
 	"github.com/bulwarkhq/bulwark/pki"
 )
+
+// etcdBackend starts an etcd member serving clients over TLS with the
+// certificates of the CA in caDir.
+type etcdBackend struct {
+	name string
+	// start runs a member with a new etcd certificate called name;
+	// clientCertAuth: --client-cert-auth.
+	start func(t *testing.T, caDir, name string, clientCertAuth bool) testMember
+}
+
+// testMember is a running member.
+type testMember struct {
+	eps []string
+	// version and minor are etcd's: "3.6.16", 6.
+	version string
+	minor   int
+	// authChanges counts the changes to users, roles and permissions
+	// etcd has applied, where it has no auth revision to tell (3.4).
+	authChanges func() (int, error)
+}
+
+// etcdBackends are the etcd releases the RBAC tests run against: go.mod's,
+// embedded, and the binary of Debian 12's etcd-server (3.4.23), which
+// docs/install.md tells production users to install (etcdtest skips
+// loudly without it, or fails under BULWARK_REQUIRE_REAL=1).
+var etcdBackends = []etcdBackend{
+	{"embedded", func(t *testing.T, caDir, name string, certAuth bool) testMember {
+		cert, key := memberCert(t, caDir, name)
+		m, err := StartEmbedded(EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "etcd"), ClientCertFile: cert, ClientKeyFile: key,
+			ClientCAFile: filepath.Join(caDir, pki.CACertFile), ClientCertAuth: certAuth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		minor, err := strconv.Atoi(strings.Split(etcdversion.Version, ".")[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testMember{eps: m.Endpoints(), version: etcdversion.Version, minor: minor}
+	}},
+	{"binary", func(t *testing.T, caDir, name string, certAuth bool) testMember {
+		cert, key := memberCert(t, caDir, name)
+		m := etcdtest.Start(t, etcdtest.Config{CertFile: cert, KeyFile: key, CAFile: filepath.Join(caDir, pki.CACertFile), ClientCertAuth: certAuth})
+		t.Logf("etcd %s (%s)", m.Version, m.Binary)
+		return testMember{eps: m.Endpoints(), version: m.Version, minor: m.Minor, authChanges: m.AuthChanges}
+	}},
+}
+
+// memberCert issues the certificate of a member called name.
+func memberCert(t *testing.T, caDir, name string) (cert, key string) {
+	t.Helper()
+	cert, key, err := pki.Issue(pki.IssueRequest{CADir: caDir, Name: name, Kind: pki.KindEtcd, Hosts: []string{"127.0.0.1", "localhost"},
+		OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
 
 // rbacCluster is a TLS member requiring client certificates, with a
 // certificate for a server user and for a few hosts.
 type rbacCluster struct {
+	testMember
 	t      *testing.T
-	eps    []string
 	caDir  string
 	caFile string
 }
 
-func newRBACCluster(t *testing.T) *rbacCluster {
-	m, caDir := tlsMember(t)
-	return &rbacCluster{t: t, eps: m.Endpoints(), caDir: caDir, caFile: filepath.Join(caDir, pki.CACertFile)}
+func newRBACCluster(t *testing.T, b etcdBackend) *rbacCluster {
+	t.Helper()
+	return newRBACClusterWith(t, b, true)
+}
+
+// newRBACClusterWith: a member with or without --client-cert-auth.
+func newRBACClusterWith(t *testing.T, b etcdBackend, clientCertAuth bool) *rbacCluster {
+	t.Helper()
+	caDir := filepath.Join(t.TempDir(), "pki")
+	if _, _, err := pki.InitCA(caDir, false); err != nil {
+		t.Fatal(err)
+	}
+	m := b.start(t, caDir, "etcd-1", clientCertAuth)
+	return &rbacCluster{testMember: m, t: t, caDir: caDir, caFile: filepath.Join(caDir, pki.CACertFile)}
 }
 
 // dial connects with the certificate named name (issued on first use; a
@@ -63,13 +135,23 @@ func (c *rbacCluster) mustDial(name string) (clusterstore.Store, *clientv3.Clien
 	return s, cli
 }
 
-func authRevision(t *testing.T, cli *clientv3.Client) uint64 {
+// authWrites returns a number that grows with every change to etcd's
+// users, roles and permissions: the auth revision where etcd tells it
+// (3.5 and later), else what the member's log counts (authChanges).
+func (c *rbacCluster) authWrites(t *testing.T, cli *clientv3.Client) uint64 {
 	t.Helper()
 	st, err := cli.AuthStatus(context.Background())
+	if err == nil {
+		return st.AuthRevision
+	}
+	if !isUnimplemented(err) || c.authChanges == nil {
+		t.Fatal(err)
+	}
+	n, err := c.authChanges()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.AuthRevision
+	return uint64(n)
 }
 
 // TestEtcdRBAC enables etcd's authentication on a real member that takes
@@ -80,7 +162,13 @@ func authRevision(t *testing.T, cli *clientv3.Client) uint64 {
 // and RemoveHost are idempotent, refuse bad input without changing
 // anything, and repair a role that was widened by hand.
 func TestEtcdRBAC(t *testing.T) {
-	c := newRBACCluster(t)
+	for _, b := range etcdBackends {
+		t.Run(b.name, func(t *testing.T) { testEtcdRBAC(t, b) })
+	}
+}
+
+func testEtcdRBAC(t *testing.T, b etcdBackend) {
+	c := newRBACCluster(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	srv, srvCli := c.mustDial("server-1")
@@ -107,8 +195,13 @@ func TestEtcdRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Enabled {
-		t.Fatal("auth is not enabled")
+	if !st.Enabled || st.Unknown != "" {
+		t.Fatalf("auth is not enabled: %+v", st)
+	}
+	// etcd 3.4 has no AuthStatus call: the state is probed, without a
+	// revision.
+	if probed := c.minor < 5; st.Probed != probed || (st.Revision == 0) != probed || (probed && st.EtcdVersion != c.version) {
+		t.Errorf("etcd %s: probed %v, revision %d, version %q", c.version, st.Probed, st.Revision, st.EtcdVersion)
 	}
 	wantUsers := []User{{"host-1", []string{"bulwark-agent-host-1"}}, {"host-2", []string{"bulwark-agent-host-2"}},
 		{"root", []string{"root"}}, {"server-1", []string{"root"}}}
@@ -122,7 +215,10 @@ func TestEtcdRBAC(t *testing.T) {
 			t.Errorf("role %s: %v, want %v", r.Name, r.Perms, AgentPermissions("host-1"))
 		}
 	}
-	rev := authRevision(t, srvCli)
+
+	if c.authWrites(t, srvCli) == 0 {
+		t.Errorf("etcd %s: enabling counted no change to users and roles", c.version)
+	}
 
 	h1, h1Cli := c.mustDial("host-1")
 
@@ -235,11 +331,37 @@ func TestEtcdRBAC(t *testing.T) {
 		if err := h1.Revoke(ctx, lease); !IsPermissionDenied(err) {
 			t.Errorf("revoke host-2's lease: %v", err)
 		}
-		denied("own key on host-2's lease", nil, clusterstore.PutWithLease(clusterstore.HeartbeatKey("host-1"), []byte("x"), lease))
+		// Attaching a key: 3.6 checks it like a revoke; 3.4 does not (it
+		// checks only the key), so host-2's agent could then no longer
+		// revoke its own lease (docs/security.md says so).
+		own := []clusterstore.Op{clusterstore.PutWithLease(clusterstore.HeartbeatKey("host-1"), []byte("x"), lease)}
+		switch c.minor {
+		case 4:
+			if _, _, err := h1.Txn(ctx, nil, own); err != nil {
+				t.Errorf("etcd %s: own key on host-2's lease: %v, want it written (3.4 does not check; "+
+					"if this release does, update docs/security.md)", c.version, err)
+			}
+			if _, _, err := srv.Txn(ctx, nil, []clusterstore.Op{clusterstore.Delete(clusterstore.HeartbeatKey("host-1"))}); err != nil {
+				t.Fatal(err)
+			}
+		case 5:
+			_, _, err := h1.Txn(ctx, nil, own)
+			t.Logf("etcd %s: own key on host-2's lease: %v", c.version, err)
+		default:
+			denied("own key on host-2's lease", nil, own...)
+		}
 		// Nor kept alive (etcd 3.6 checks keepalives like revokes):
-		// host-1 cannot keep a lost host-2 looking up.
-		if _, err := h1.KeepAliveOnce(ctx, lease); !IsPermissionDenied(err) {
-			t.Errorf("keepalive of host-2's lease: %v", err)
+		// host-1 cannot keep a lost host-2 looking up. etcd 3.4 does not
+		// check them (docs/security.md says so).
+		_, err = h1.KeepAliveOnce(ctx, lease)
+		switch {
+		case c.minor >= 6 && !IsPermissionDenied(err):
+			t.Errorf("etcd %s: keepalive of host-2's lease: %v, want permission denied", c.version, err)
+		case c.minor == 4 && err != nil:
+			t.Errorf("etcd %s: keepalive of host-2's lease: %v, want it granted (3.4 does not check keepalives; "+
+				"if this release does, update docs/security.md)", c.version, err)
+		case c.minor == 5:
+			t.Logf("etcd %s: keepalive of host-2's lease: %v", c.version, err)
 		}
 		// Users and roles are the servers'.
 		if err := AddHost(ctx, h1Cli, "host-1"); !IsPermissionDenied(err) {
@@ -255,6 +377,11 @@ func TestEtcdRBAC(t *testing.T) {
 			if kv, _, _, err := srv.Get(ctx, k); err != nil || string(kv.Value) != "server" {
 				t.Errorf("%s: %q %v, want the server's value", k, kv.Value, err)
 			}
+		}
+		// Gone now, rather than expiring while a later subtest counts
+		// etcd's writes.
+		if err := srv.Revoke(ctx, lease); err != nil {
+			t.Error(err)
 		}
 	})
 
@@ -281,18 +408,27 @@ func TestEtcdRBAC(t *testing.T) {
 	})
 
 	t.Run("idempotent", func(t *testing.T) {
+		rev := c.authWrites(t, srvCli)
 		if err := EnableAuth(ctx, srvCli, []string{"server-1"}, []string{"host-2", "host-1"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := AddHost(ctx, srvCli, "host-1"); err != nil {
 			t.Fatal(err)
 		}
-		if got := authRevision(t, srvCli); got != rev {
-			t.Errorf("auth revision %d after running again, want %d: it rewrote what was already right", got, rev)
+		if got := c.authWrites(t, srvCli); got != rev {
+			t.Errorf("auth revision (changes in etcd's log before 3.5) %d after running again, want %d: it rewrote what was already right", got, rev)
+		}
+		st, err := AuthStatus(ctx, srvCli)
+		if err != nil || !st.Enabled {
+			t.Errorf("status: %+v %v", st, err)
+		}
+		if got := c.authWrites(t, srvCli); got != rev {
+			t.Errorf("auth revision (changes in etcd's log before 3.5) %d after reading the status, want %d", got, rev)
 		}
 	})
 
 	t.Run("bad input changes nothing", func(t *testing.T) {
+		rev := c.authWrites(t, srvCli)
 		for _, c := range []struct {
 			what string
 			err  error
@@ -314,8 +450,8 @@ func TestEtcdRBAC(t *testing.T) {
 				t.Errorf("%s: %v, want %q", c.what, c.err, c.want)
 			}
 		}
-		if got := authRevision(t, srvCli); got != rev {
-			t.Errorf("auth revision %d after refused calls, want %d", got, rev)
+		if got := c.authWrites(t, srvCli); got != rev {
+			t.Errorf("auth revision (changes in etcd's log before 3.5) %d after refused calls, want %d", got, rev)
 		}
 		if _, _, err := srv.Txn(ctx, nil, []clusterstore.Op{clusterstore.Put(alloc, []byte("server"))}); err != nil {
 			t.Errorf("server-1 after the refused removal: %v", err)
@@ -365,8 +501,15 @@ func TestEtcdRBAC(t *testing.T) {
 		if _, _, err := h1.Txn(ctx, nil, []clusterstore.Op{clusterstore.Put(alloc, []byte("host-1"))}); err != nil {
 			t.Fatalf("widened role: %v", err)
 		}
+		rev := c.authWrites(t, srvCli)
 		if err := AddHost(ctx, srvCli, "host-1"); err != nil {
 			t.Fatal(err)
+		}
+		// Three changes: a permission revoked and one granted, a role
+		// revoked. (The count that the idempotent runs above leave alone
+		// counts these.)
+		if got := c.authWrites(t, srvCli); got != rev+3 {
+			t.Errorf("auth revision (changes in etcd's log before 3.5) %d after the repair, want %d", got, rev+3)
 		}
 		if _, _, err := h1.Txn(ctx, nil, []clusterstore.Op{clusterstore.Put(alloc, []byte("host-1"))}); !IsPermissionDenied(err) {
 			t.Errorf("after repair: %v", err)
@@ -389,6 +532,12 @@ func TestEtcdRBAC(t *testing.T) {
 // EnableAuth turns authentication off again and says why: a wrong setup
 // does not lock the servers out.
 func TestEnableAuthRollsBack(t *testing.T) {
+	for _, b := range etcdBackends {
+		t.Run(b.name, func(t *testing.T) { testEnableAuthRollsBack(t, b) })
+	}
+}
+
+func testEnableAuthRollsBack(t *testing.T, b etcdBackend) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	check := func(t *testing.T, cli *clientv3.Client, err error, want string) {
@@ -410,7 +559,7 @@ func TestEnableAuthRollsBack(t *testing.T) {
 		}
 	}
 	t.Run("not a server user", func(t *testing.T) {
-		c := newRBACCluster(t)
+		c := newRBACCluster(t, b)
 		_, cli := c.mustDial("server-1")
 		err := EnableAuth(ctx, cli, []string{"server-2"}, []string{"host-1"})
 		check(t, cli, err, "etcd does not know this client's certificate as a server user")
@@ -425,20 +574,52 @@ func TestEnableAuthRollsBack(t *testing.T) {
 	t.Run("etcd without --client-cert-auth", func(t *testing.T) {
 		// The member still asks for a certificate (it has a CA file) but
 		// does not take users from it.
-		c := newRBACCluster(t)
-		dir := t.TempDir()
-		cert, key, err := pki.Issue(pki.IssueRequest{CADir: c.caDir, Name: "etcd-2", Kind: pki.KindEtcd, Hosts: []string{"127.0.0.1"}, OutDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := StartEmbedded(EmbeddedConfig{Dir: filepath.Join(dir, "etcd"), ClientCertFile: cert, ClientKeyFile: key, ClientCAFile: c.caFile})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		c.eps = m.Endpoints()
+		c := newRBACClusterWith(t, b, false)
 		_, cli := c.mustDial("server-1")
-		err = EnableAuth(ctx, cli, []string{"server-1"}, []string{"host-1"})
+		err := EnableAuth(ctx, cli, []string{"server-1"}, []string{"host-1"})
 		check(t, cli, err, "etcd does not take the user from client certificates: start every member with --client-cert-auth")
 	})
+}
+
+// TestProbeAuthEnabled: the login probe that stands in for AuthStatus on
+// etcd 3.4 tells off from on, and writes nothing (etcd's raft index does
+// not move).
+func TestProbeAuthEnabled(t *testing.T) {
+	for _, b := range etcdBackends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c := newRBACCluster(t, b)
+			_, cli := c.mustDial("server-1")
+			raftIndex := func() uint64 {
+				t.Helper()
+				st, err := cli.Status(ctx, c.eps[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st.RaftIndex
+			}
+			probe := func(want bool) {
+				t.Helper()
+				before := raftIndex()
+				got, err := probeAuthEnabled(ctx, cli)
+				if err != nil || got != want {
+					t.Errorf("etcd %s: probe %v %v, want %v", c.version, got, err, want)
+				}
+				if after := raftIndex(); after != before {
+					t.Errorf("etcd %s: raft index %d after the probe, want %d", c.version, after, before)
+				}
+			}
+			probe(false)
+			if err := EnableAuth(ctx, cli, []string{"server-1"}, []string{"host-1"}); err != nil {
+				t.Fatal(err)
+			}
+			probe(true)
+			// As a host's agent too (no root role).
+			_, h1 := c.mustDial("host-1")
+			if got, err := probeAuthEnabled(ctx, h1); err != nil || !got {
+				t.Errorf("probe as host-1: %v %v", got, err)
+			}
+		})
+	}
 }

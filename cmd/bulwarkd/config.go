@@ -2,9 +2,11 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -98,6 +100,9 @@ func loadServerConfig(c *cli.Context) (*config.Server, error) {
 	if err == nil {
 		err = checkEtcdTLS(cfg.Etcd, cfg.Origin)
 	}
+	if err == nil {
+		_, err = agentClientTLS(cfg)
+	}
 	if err != nil {
 		return nil, configExit(config.KindServer, err)
 	}
@@ -112,10 +117,82 @@ func loadAgentConfig(c *cli.Context) (*config.Agent, error) {
 	if err == nil {
 		err = checkEtcdTLS(cfg.Etcd, cfg.Origin)
 	}
+	if err == nil {
+		_, err = agentAPITLS(cfg)
+	}
 	if err != nil {
 		return nil, configExit(config.KindAgent, err)
 	}
 	return cfg, nil
+}
+
+// agentAPITLS is the TLS configuration the agent's API serves with: the
+// certificate of http_tls, else the etcd client certificate (the host's
+// agent certificate, which has serverAuth); nil for plain HTTP (no API,
+// http_insecure, or no certificate on a loopback address: package config
+// refuses the rest). The certificate must match its key, be valid now,
+// allow serverAuth and name the address of http_listen, which is what the
+// agent registers and the servers check it against; problems name the
+// setting.
+func agentAPITLS(cfg *config.Agent) (*tls.Config, error) {
+	certFile, keyFile, section := cfg.HTTPCertFiles()
+	if certFile == "" {
+		return nil, nil
+	}
+	problem := func(key, msg string) error {
+		return &config.Error{Problems: []config.Problem{{Origin: cfg.Origin(key), Key: key, Msg: msg}}}
+	}
+	c, err := pki.LoadServerTLS(certFile, keyFile, "", false)
+	if err != nil {
+		var fe *pki.FileError
+		if !errors.As(err, &fe) {
+			return nil, err
+		}
+		msg := fe.Path + ": " + fe.Err.Error()
+		if section == "etcd" {
+			msg += " (the agent's API at http_listen serves HTTPS with the etcd client certificate, as http_tls is not set)"
+		}
+		return nil, problem(section+"."+fe.Setting, msg)
+	}
+	host, _, _ := net.SplitHostPort(cfg.HTTPListen)
+	ip := net.ParseIP(host)
+	leaf := c.Certificates[0].Leaf
+	switch {
+	case host == "" || ip != nil && ip.IsUnspecified():
+		return nil, problem("http_listen", fmt.Sprintf("%s: the agent registers the address it listens on, and the servers check "+
+			"its certificate against it: give this host's cluster address (one its certificate names), not every address", cfg.HTTPListen))
+	case ip != nil:
+		if err := leaf.VerifyHostname(host); err != nil {
+			return nil, problem("http_listen", fmt.Sprintf("the servers will connect to %s and refuse the certificate in %s (%s.cert_file), "+
+				"which is valid for %s only: issue it again with --host %s (bulwarkd cert issue %s --kind agent --host ... --host %s --force)",
+				host, certFile, section, strings.Join(certHosts(leaf), ", "), host, leaf.Subject.CommonName, host))
+		}
+	}
+	return c, nil
+}
+
+// certHosts lists a certificate's DNS names and IP addresses.
+func certHosts(cert *x509.Certificate) []string {
+	hosts := append([]string{}, cert.DNSNames...)
+	for _, ip := range cert.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	if len(hosts) == 0 {
+		hosts = []string{"no host"}
+	}
+	return hosts
+}
+
+// agentClientTLS is how the server verifies the agents' API certificates:
+// against agents.ca_file, else etcd.ca_file, else the system's CAs.
+func agentClientTLS(cfg *config.Server) (*tls.Config, error) {
+	caFile, key := cfg.AgentCAFile()
+	c, err := pki.LoadClientTLS(caFile, "", "", "")
+	var fe *pki.FileError
+	if err != nil && errors.As(err, &fe) {
+		return nil, &config.Error{Problems: []config.Problem{{Origin: cfg.Origin(key), Key: key, Msg: fe.Path + ": " + fe.Err.Error()}}}
+	}
+	return c, err
 }
 
 // etcdTLS is the TLS configuration for etcd from the etcd.ca_file,
@@ -177,9 +254,12 @@ func configCommand() *cli.Command {
 			Description: "Reads each file as `bulwarkd server` or `bulwarkd agent` would at start and reports every\n" +
 				"problem with its file, line and reason: unknown or duplicate keys, values of the wrong\n" +
 				"shape, invalid values, settings that need each other. It then checks that the files the\n" +
-				"config names (etcd TLS certificates and key; the fence devices' password and CA files,\n" +
-				"which must not be accessible to group or others) exist and parse, and that the etcd\n" +
-				"client certificate matches its key, has not expired and may authenticate a client, as\n" +
+				"config names (etcd TLS certificates and key; an agent API's certificate and key; the\n" +
+				"servers' CA for the agents; the fence devices' password and CA files, which must not be\n" +
+				"accessible to group or others) exist and parse, that the etcd client certificate matches\n" +
+				"its key, has not expired and may authenticate a client, and that the certificate an\n" +
+				"agent's API serves (http_tls, else etcd.cert_file) may authenticate a server and names\n" +
+				"the address of http_listen, as\n" +
 				"the user running the check; run it as the daemon's user to be sure (bulwark for the\n" +
 				"server, root for the agent). Environment variables and flags are not applied; a fence\n" +
 				"device's password_env that is not set in the check's own environment is a warning.\n\n" +
@@ -215,8 +295,14 @@ func configCommand() *cli.Command {
 						switch cfg := cfg.(type) {
 						case *config.Server:
 							err = checkEtcdTLS(cfg.Etcd, cfg.Origin)
+							if err == nil {
+								_, err = agentClientTLS(cfg)
+							}
 						case *config.Agent:
 							err = checkEtcdTLS(cfg.Etcd, cfg.Origin)
+							if err == nil {
+								_, err = agentAPITLS(cfg)
+							}
 						}
 					}
 					if err != nil {

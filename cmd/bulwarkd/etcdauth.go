@@ -78,7 +78,11 @@ or a proxy in between), it turns authentication off again and says why, so that 
 cannot lock the servers out. Running it again is safe: it changes only what differs (a
 host's role is reset to exactly the permissions above; other roles of a host's user are
 revoked). To turn authentication off, with a server user's certificate:
-  etcdctl --cacert CA --cert CERT --key KEY auth disable`
+  etcdctl --cacert CA --cert CERT --key KEY auth disable
+
+It works with etcd 3.4 (Debian 12's 3.4.23) and later. etcd 3.4 does not check a
+lease's keys when a host keeps the lease alive or attaches a key to it, so there one
+host's agent can delay another host's failover: see docs/security.md.`
 
 // etcdAuthCommand is `bulwarkd etcd-auth`: etcd's users and roles.
 func etcdAuthCommand() *cli.Command {
@@ -261,11 +265,27 @@ func etcdAuthEnable(c *cli.Context) error {
 // printAuthState shows etcd's users and roles.
 func printAuthState(c *cli.Context, s etcdstore.AuthState) {
 	w := c.App.Writer
-	if s.Enabled {
-		fmt.Fprintf(w, "etcd authentication: on (auth revision %d)\n\n", s.Revision)
-	} else {
-		fmt.Fprintf(w, "etcd authentication: OFF: every certificate of the cluster CA may write every key (bulwarkd etcd-auth enable)\n\n")
+	switch {
+	case s.Unknown != "":
+		fmt.Fprintf(w, "etcd authentication: UNKNOWN: %s\n", s.Unknown)
+	case s.Enabled && !s.Probed:
+		fmt.Fprintf(w, "etcd authentication: on (auth revision %d)\n", s.Revision)
+	case s.Enabled:
+		fmt.Fprintf(w, "etcd authentication: on\n")
+	default:
+		fmt.Fprintf(w, "etcd authentication: OFF: every certificate of the cluster CA may write every key (bulwarkd etcd-auth enable)\n")
 	}
+	if s.Probed {
+		v := "this etcd"
+		if s.EtcdVersion != "" {
+			v = "etcd " + s.EtcdVersion
+		}
+		fmt.Fprintf(w, "(%s predates etcd's AuthStatus call, added in 3.5: on or off was learned from how it refuses a login; "+
+			"it tells no auth revision)\n", v)
+		fmt.Fprintf(w, "(%s does not check a lease's keys when a user keeps the lease alive or attaches a key to it: "+
+			"one host's agent can keep another host's heartbeat lease alive; see docs/security.md)\n", v)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "USER\tROLES\tIS")
 	for _, u := range s.Users {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	etcdstore "github.com/bulwarkhq/bulwark/clusterstore/etcd"
+	"github.com/bulwarkhq/bulwark/clusterstore/etcd/etcdtest"
 	"github.com/bulwarkhq/bulwark/config"
 	"github.com/bulwarkhq/bulwark/pki"
 )
@@ -107,18 +108,40 @@ func TestAgentRefusesAnotherHostsCertificate(t *testing.T) {
 // changes, enable, status, add-host and remove-host, as a server user and
 // as a host.
 func TestEtcdAuthCommand(t *testing.T) {
-	p := newTestPKI(t)
+	for _, b := range []string{"embedded", "binary"} {
+		t.Run(b, func(t *testing.T) { testEtcdAuthCommand(t, b) })
+	}
+}
+
+// startMember starts an etcd member that serves clients over TLS with a
+// certificate of p's CA: embedded (go.mod's etcd) or "binary", the real
+// etcd binary of Debian 12's etcd-server (3.4.23; etcdtest skips loudly
+// without it, or fails under BULWARK_REQUIRE_REAL=1). It returns the
+// member's endpoint and whether etcd has the AuthStatus call (3.5+).
+func startMember(t *testing.T, backend string, p *testPKI, clientCertAuth bool) (endpoint string, hasAuthStatus bool) {
+	t.Helper()
 	etcdCert, etcdKey := p.issue("etcd-1", pki.KindEtcd, "127.0.0.1", "localhost")
+	if backend == "binary" {
+		m := etcdtest.Start(t, etcdtest.Config{CertFile: etcdCert, KeyFile: etcdKey, CAFile: p.caFile, ClientCertAuth: clientCertAuth})
+		t.Logf("etcd %s (%s)", m.Version, m.Binary)
+		return m.Endpoints()[0], m.Minor >= 5
+	}
 	member, err := etcdstore.StartEmbedded(etcdstore.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "etcd"),
-		ClientCertFile: etcdCert, ClientKeyFile: etcdKey, ClientCAFile: p.caFile, ClientCertAuth: true})
+		ClientCertFile: etcdCert, ClientKeyFile: etcdKey, ClientCAFile: p.caFile, ClientCertAuth: clientCertAuth})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer member.Close()
+	t.Cleanup(member.Close)
+	return member.Endpoints()[0], true
+}
+
+func testEtcdAuthCommand(t *testing.T, backend string) {
+	p := newTestPKI(t)
+	endpoint, hasAuthStatus := startMember(t, backend, p, true)
 	srvCert, srvKey := p.issue("server-host-1", pki.KindClient)
 	h1Cert, h1Key := p.issue("host-1", pki.KindAgent, "host-1")
 	as := func(cert, key string, args ...string) []string {
-		return append(args, "--config", os.DevNull, "--etcd", member.Endpoints()[0], "--etcd-ca-file", p.caFile,
+		return append(args, "--config", os.DevNull, "--etcd", endpoint, "--etcd-ca-file", p.caFile,
 			"--etcd-cert-file", cert, "--etcd-key-file", key)
 	}
 	server := func(args ...string) []string { return as(srvCert, srvKey, args...) }
@@ -126,7 +149,7 @@ func TestEtcdAuthCommand(t *testing.T) {
 	out, _, code := bulwarkd(t, nil, "etcd-auth", "--help")
 	for _, w := range []string{"one host's agent cannot act as another host", "bulwarkd cert issue server-host-$n --kind client",
 		"bulwarkd etcd-auth enable --host host-1 --host host-2 --host host-3", "--server-user server-host-3", "add-host host-4",
-		"ETCD_CLIENT_CERT_AUTH=true", "locks/* and vipclaims/*"} {
+		"ETCD_CLIENT_CERT_AUTH=true", "locks/* and vipclaims/*", "It works with etcd 3.4 (Debian 12's 3.4.23) and later"} {
 		if code != 0 || !strings.Contains(out, w) {
 			t.Errorf("etcd-auth --help lacks %q:\n%s", w, out)
 		}
@@ -154,11 +177,26 @@ func TestEtcdAuthCommand(t *testing.T) {
 		}
 	}
 
-	out, errs, code := bulwarkd(t, nil, server("etcd-auth", "enable", "--host", "host-1", "--host", "host-2")...)
+	// etcd 3.4 has no AuthStatus call: status says how it knows.
+	probed := "predates etcd's AuthStatus call, added in 3.5: on or off was learned from how it refuses a login"
+	out, errs, code := bulwarkd(t, nil, server("etcd-auth", "status")...)
+	if code != 0 || strings.Contains(out, probed) == hasAuthStatus {
+		t.Errorf("status before, AuthStatus call %v: exit %d:\n%s%s", hasAuthStatus, code, out, errs)
+	}
+
+	out, errs, code = bulwarkd(t, nil, server("etcd-auth", "enable", "--host", "host-1", "--host", "host-2")...)
 	if code != 0 {
 		t.Fatalf("enable: exit %d:\n%s%s", code, out, errs)
 	}
-	for _, w := range []string{"etcd authentication: on", "server-host-1   root", "host-1          bulwark-agent-host-1   host host-1's agent",
+	on := "etcd authentication: on\n"
+	if hasAuthStatus {
+		on = "etcd authentication: on (auth revision "
+	}
+	keepalive := "does not check a lease's keys when a user keeps the lease alive or attaches a key to it"
+	if strings.Contains(out, probed) == hasAuthStatus || strings.Contains(out, keepalive) == hasAuthStatus {
+		t.Errorf("enable, AuthStatus call %v:\n%s", hasAuthStatus, out)
+	}
+	for _, w := range []string{on, "server-host-1   root", "host-1          bulwark-agent-host-1   host host-1's agent",
 		"role bulwark-agent-host-2:\n  read /bulwark/v1/ (prefix)\n", "readwrite /bulwark/v1/status/host-2/ (prefix)",
 		"etcd authentication is on. Only these certificates get anything from etcd now: servers server-host-1"} {
 		if !strings.Contains(out, w) {
@@ -195,16 +233,16 @@ func TestEtcdAuthCommand(t *testing.T) {
 // authentication on, refuse every daemon: enable turns it off again and
 // says why.
 func TestEtcdAuthEnableRefusesWithoutClientCertAuth(t *testing.T) {
-	p := newTestPKI(t)
-	etcdCert, etcdKey := p.issue("etcd-1", pki.KindEtcd, "127.0.0.1", "localhost")
-	member, err := etcdstore.StartEmbedded(etcdstore.EmbeddedConfig{Dir: filepath.Join(t.TempDir(), "etcd"),
-		ClientCertFile: etcdCert, ClientKeyFile: etcdKey, ClientCAFile: p.caFile})
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range []string{"embedded", "binary"} {
+		t.Run(b, func(t *testing.T) { testEtcdAuthEnableRefusesWithoutClientCertAuth(t, b) })
 	}
-	defer member.Close()
+}
+
+func testEtcdAuthEnableRefusesWithoutClientCertAuth(t *testing.T, backend string) {
+	p := newTestPKI(t)
+	endpoint, _ := startMember(t, backend, p, false)
 	srvCert, srvKey := p.issue("server-host-1", pki.KindClient)
-	args := []string{"--config", os.DevNull, "--etcd", member.Endpoints()[0], "--etcd-ca-file", p.caFile, "--etcd-cert-file", srvCert, "--etcd-key-file", srvKey}
+	args := []string{"--config", os.DevNull, "--etcd", endpoint, "--etcd-ca-file", p.caFile, "--etcd-cert-file", srvCert, "--etcd-key-file", srvKey}
 	out, errs, code := bulwarkd(t, nil, append([]string{"etcd-auth", "enable", "--host", "host-1"}, args...)...)
 	if code != 1 || !strings.Contains(errs, "etcd does not take the user from client certificates") || !strings.Contains(errs, "authentication is off again") {
 		t.Errorf("exit %d:\n%s%s", code, out, errs)

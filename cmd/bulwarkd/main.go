@@ -117,11 +117,15 @@ func serverCommand() *cli.Command {
 			if err != nil {
 				return configExit(config.KindServer, err)
 			}
+			agentTLS, err := agentClientTLS(cfg)
+			if err != nil {
+				return configExit(config.KindServer, err)
+			}
 			if !cfg.AuthRequired {
 				log.Warn("API AUTHENTICATION IS OFF (auth.required: false): anyone who reaches the API can fence hosts and delete workloads")
 			}
 			srv, err := server.New(server.Config{Name: name, Listen: cfg.Listen, Store: store, SessionTTL: cfg.SessionTTL, Log: log,
-				Fencing: fc, OnReady: notifier(log, "READY=1"), Auth: server.AuthConfig{Required: cfg.AuthRequired}, TLS: apiTLS})
+				Fencing: fc, OnReady: notifier(log, "READY=1"), Auth: server.AuthConfig{Required: cfg.AuthRequired}, TLS: apiTLS, AgentTLS: agentTLS})
 			if err != nil {
 				return err
 			}
@@ -179,6 +183,17 @@ func agentCommand() *cli.Command {
 			if cfg.BMC != (config.BMC{}) {
 				log.Warn(bmcDeprecated)
 			}
+			apiTLS, err := agentAPITLS(cfg)
+			if err != nil {
+				return configExit(config.KindAgent, err)
+			}
+			if cfg.HTTPListen != "" && apiTLS == nil {
+				if cfg.HTTPInsecure {
+					log.Warn("the agent's API serves PLAIN HTTP (http_insecure: true): its token and the workloads' logs cross the network in clear", "http_listen", cfg.HTTPListen)
+				} else {
+					log.Info("the agent's API serves plain HTTP on a loopback address (no certificate)", "http_listen", cfg.HTTPListen)
+				}
+			}
 			ctx, stop := daemonContext(log)
 			defer stop()
 			drv, err := agentDrivers(cfg, name)
@@ -192,7 +207,7 @@ func agentCommand() *cli.Command {
 			}
 			defer store.Close()
 			ag, err := nodeagent.New(nodeagent.Config{Host: name, Labels: cfg.Labels, Store: store, Driver: drv, SessionTTL: cfg.SessionTTL,
-				HTTPListen: cfg.HTTPListen, CPUs: cfg.CPUs, Memory: cfg.Memory, Log: log, OnReady: notifier(log, "READY=1"),
+				HTTPListen: cfg.HTTPListen, HTTPTLS: apiTLS, CPUs: cfg.CPUs, Memory: cfg.Memory, Log: log, OnReady: notifier(log, "READY=1"),
 				SelfFenceAfter: cfg.SelfFenceAfter, WatchdogDevice: cfg.WatchdogDevice, Netns: cfg.Netns, Networks: cfg.Networks})
 			if err != nil {
 				return err

@@ -111,8 +111,9 @@ func certCommand() *cli.Command {
 				"          -> /etc/etcd/pki/HOST.pem, HOST-key.pem (root:etcd 0640) and ca.pem, named by\n" +
 				"             ETCD_CERT_FILE, ETCD_KEY_FILE, ETCD_TRUSTED_CA_FILE and the ETCD_PEER_* three.\n" +
 				"  agent   a host's agent credential: the client certificate that bulwarkd agent presents\n" +
-				"          to etcd. NAME is the host's name: the agent runs only as the host its\n" +
-				"          certificate names. --host: the host name and cluster IP.\n" +
+				"          to etcd, and the certificate its own API (http_listen) serves HTTPS with. NAME is\n" +
+				"          the host's name: the agent runs only as the host its certificate names. --host:\n" +
+				"          the host name and cluster IP (the address of http_listen).\n" +
 				"          -> /etc/bulwark/tls/bulwark.pem, bulwark-key.pem (root 0600: only the agent\n" +
 				"             reads it) and etcd-ca.pem (the CA's ca.pem), named by\n" +
 				"             etcd.cert_file, etcd.key_file and etcd.ca_file in agent.yaml (server.yaml's\n" +
@@ -242,14 +243,16 @@ func printPlacement(w io.Writer, cert *x509.Certificate, certPath, keyPath, caFi
 		copyThere()
 		fmt.Fprintf(w, "    install -D -m 0644 %s /etc/bulwark/tls/etcd-ca.pem\n", ca)
 		fmt.Fprintf(w, "    install -D -m 0644 %s /etc/bulwark/tls/bulwark.pem\n", crt)
-		fmt.Fprintf(w, "    install -D -m 0640 -o root -g bulwark %s /etc/bulwark/tls/bulwark-key.pem\n", key)
+		fmt.Fprintf(w, "    install -D -m 0600 -o root -g root %s /etc/bulwark/tls/bulwark-key.pem   # only the agent (root) reads it\n", key)
 		fmt.Fprintf(w, "    rm %s %s %s\n", ca, crt, key)
-		fmt.Fprintf(w, "  then set, in both /etc/bulwark/agent.yaml and /etc/bulwark/server.yaml there:\n")
+		fmt.Fprintf(w, "  then set, in /etc/bulwark/agent.yaml there (name: %s; the servers use certificates of their own):\n", name)
 		fmt.Fprintf(w, "    etcd:\n      endpoints: [https://10.0.0.11:2379, ...]   # https:// for every member\n")
 		fmt.Fprintf(w, "      ca_file: /etc/bulwark/tls/etcd-ca.pem\n")
 		fmt.Fprintf(w, "      cert_file: /etc/bulwark/tls/bulwark.pem\n")
 		fmt.Fprintf(w, "      key_file: /etc/bulwark/tls/bulwark-key.pem\n")
-		fmt.Fprintf(w, "  and check: bulwarkd config check /etc/bulwark/agent.yaml /etc/bulwark/server.yaml\n")
+		fmt.Fprintf(w, "  The agent's API (http_listen) serves HTTPS with it too: http_listen's address must be one of\n")
+		fmt.Fprintf(w, "  its --host values.\n")
+		fmt.Fprintf(w, "  Check: bulwarkd config check /etc/bulwark/agent.yaml\n")
 	case pki.KindServer:
 		copyThere()
 		fmt.Fprintf(w, "    install -D -m 0644 %s /etc/bulwark/tls/server.pem\n", crt)
@@ -257,6 +260,24 @@ func printPlacement(w io.Writer, cert *x509.Certificate, certPath, keyPath, caFi
 		fmt.Fprintf(w, "    rm %s %s %s\n", ca, crt, key)
 		fmt.Fprintf(w, "  then name them in /etc/bulwark/server.yaml for the API's HTTPS (docs/security.md).\n")
 	case pki.KindClient:
+		if server, ok := strings.CutPrefix(name, "server-"); ok && server != "" {
+			// A server's own etcd client certificate (server-HOST).
+			fmt.Fprintf(w, "Next, copy the files to %s: a client certificate named server-HOST is the etcd client\n", server)
+			fmt.Fprintf(w, "certificate of the bulwarkd server on HOST (not the host's agent certificate):\n")
+			fmt.Fprintf(w, "    scp %s %s %s root@%s:\n", q(caFile), q(certPath), q(keyPath), server)
+			fmt.Fprintf(w, "  and install them there, as root:\n")
+			fmt.Fprintf(w, "    install -D -m 0644 %s /etc/bulwark/tls/etcd-ca.pem\n", ca)
+			fmt.Fprintf(w, "    install -D -m 0644 %s /etc/bulwark/tls/server-etcd.pem\n", crt)
+			fmt.Fprintf(w, "    install -D -m 0600 -o bulwark -g bulwark %s /etc/bulwark/tls/server-etcd-key.pem\n", key)
+			fmt.Fprintf(w, "    rm %s %s %s\n", ca, crt, key)
+			fmt.Fprintf(w, "  then set, in /etc/bulwark/server.yaml there:\n")
+			fmt.Fprintf(w, "    etcd:\n      ca_file: /etc/bulwark/tls/etcd-ca.pem\n")
+			fmt.Fprintf(w, "      cert_file: /etc/bulwark/tls/server-etcd.pem\n")
+			fmt.Fprintf(w, "      key_file: /etc/bulwark/tls/server-etcd-key.pem\n")
+			fmt.Fprintf(w, "  check: sudo -u bulwark bulwarkd config check /etc/bulwark/server.yaml\n")
+			fmt.Fprintf(w, "  and name it in `bulwarkd etcd-auth enable ... --server-user %s` (docs/install.md, 5.2).\n", name)
+			return
+		}
 		fmt.Fprintf(w, "Next: keep both files on the operator's machine (the key stays 0600), e.g. for etcdctl:\n")
 		fmt.Fprintf(w, "    etcdctl --cacert %s --cert %s --key %s endpoint health\n", q(caFile), q(certPath), q(keyPath))
 	}

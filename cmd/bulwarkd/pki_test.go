@@ -60,10 +60,17 @@ func TestCACertCommands(t *testing.T) {
 	for _, want := range []string{`Issued an agent certificate for "host-1", signed by "Bulwark cluster CA `,
 		agentDir + "/host-1.pem      certificate", agentDir + "/host-1-key.pem  private key (0600)", "valid for: host-1, 10.0.0.11",
 		"scp " + caFile + " " + agentDir + "/host-1.pem " + agentDir + "/host-1-key.pem root@host-1:",
-		"install -D -m 0640 -o root -g bulwark host-1-key.pem /etc/bulwark/tls/bulwark-key.pem",
-		"cert_file: /etc/bulwark/tls/bulwark.pem", "bulwarkd config check /etc/bulwark/agent.yaml /etc/bulwark/server.yaml"} {
+		"install -D -m 0600 -o root -g root host-1-key.pem /etc/bulwark/tls/bulwark-key.pem",
+		"in /etc/bulwark/agent.yaml there (name: host-1; the servers use certificates of their own)",
+		"cert_file: /etc/bulwark/tls/bulwark.pem", "The agent's API (http_listen) serves HTTPS with it too",
+		"Check: bulwarkd config check /etc/bulwark/agent.yaml\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("cert issue output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, stale := range []string{"0640", "root:bulwark", "-g bulwark", "server.yaml"} {
+		if strings.Contains(out, stale) {
+			t.Errorf("agent cert issue output mentions %q (the key is the agent's alone):\n%s", stale, out)
 		}
 	}
 	cert, err := pki.ReadCertificate(filepath.Join(agentDir, "host-1.pem"))
@@ -81,8 +88,24 @@ func TestCACertCommands(t *testing.T) {
 		t.Errorf("etcd certificate: %v\n%s", err, out)
 	}
 	if out, err = runPKI(t, "cert", "issue", "alice", "--kind", "client", "--ca-dir", dir); err != nil ||
-		!strings.Contains(out, "etcdctl --cacert "+caFile+" --cert "+dir+"/alice.pem") {
+		!strings.Contains(out, "etcdctl --cacert "+caFile+" --cert "+dir+"/alice.pem") || !strings.Contains(out, "keep both files on the operator's machine") {
 		t.Errorf("client certificate: %v\n%s", err, out)
+	}
+	// A server's own etcd certificate goes to that server's host.
+	out, err = runPKI(t, "cert", "issue", "server-host-1", "--kind", "client", "--ca-dir", dir, "--out", filepath.Join(dir, "server-etcd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Next, copy the files to host-1:", "root@host-1:",
+		"install -D -m 0644 server-host-1.pem /etc/bulwark/tls/server-etcd.pem",
+		"install -D -m 0600 -o bulwark -g bulwark server-host-1-key.pem /etc/bulwark/tls/server-etcd-key.pem",
+		"in /etc/bulwark/server.yaml there:", "cert_file: /etc/bulwark/tls/server-etcd.pem", "--server-user server-host-1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("server etcd certificate: output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "operator's machine") {
+		t.Errorf("server etcd certificate: told to keep it on the operator's machine:\n%s", out)
 	}
 	if out, err = runPKI(t, "cert", "issue", "s1", "--kind", "server", "--ca-dir", dir, "--host", "s1"); err != nil ||
 		!strings.Contains(out, "/etc/bulwark/tls/server-key.pem") {
