@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/clusterstore"
@@ -39,6 +40,21 @@ func (d dashboardSource) Workloads(ctx context.Context) ([]api.WorkloadView, err
 		return nil, err
 	}
 	return workloadViews(snap), nil
+}
+
+// Services are the services as the API lists them (serviceView), sorted
+// by name.
+func (d dashboardSource) Services(ctx context.Context) ([]api.ServiceView, error) {
+	snap, err := d.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.ServiceView, 0, len(snap.Services))
+	for _, s := range snap.Services {
+		out = append(out, serviceView(snap, s.Value))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // Events decodes only the newest limit events (keys sort by time).

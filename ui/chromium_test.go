@@ -74,6 +74,7 @@ func TestChromiumLiveUpdate(t *testing.T) {
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-host="host-1"][data-state="ready"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-workload="web"][data-state="running"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#services-body tr.empty`)),
 		chromedp.WaitVisible(chromedp.CSS(`#live.on`)), // the stream is open
 	)
 	// A reload would lose this.
@@ -84,10 +85,15 @@ func TestChromiumLiveUpdate(t *testing.T) {
 		s.Events = append(s.Events, event(time.Minute, "preempted", "host-1", "web", "<img src=x> preempted by api"))
 		s.Nodes[0].State = api.NodeSuspect
 		s.Nodes[0].Reason = "heartbeat lease expired 3s ago"
+		s.Services = []api.ServiceView{balanced(service("front", 2,
+			member("front-1", api.StateRunning, "host-1", api.HealthHealthy),
+			member("front-2", api.StateStarting, "host-1", api.HealthStarting)),
+			"10.0.0.100", "host-1", []api.ServicePort{tcp(80, 8080)}, "front-1")}
 	})
 	step(t, ctx, "see the change without a reload",
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-workload="api"][data-state="pending"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-host="host-1"][data-state="suspect"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-service="front"][data-state="active"]`)),
 	)
 	if mark := eval[int](t, ctx, `window.bulwarkTestMark || 0`); mark != 42 {
 		t.Fatalf("the page reloaded (mark %d)", mark)
@@ -102,6 +108,42 @@ func TestChromiumLiveUpdate(t *testing.T) {
 	want := []string{"no host fits: <b>cpu</b> (1 host)", "0", "<img src=x> preempted by api", "2", "1"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("after the update:\n got %q\nwant %q", got, want)
+	}
+	const serviceCells = `[...document.querySelectorAll('tr[data-service="front"] td')].map(td => td.textContent)`
+	cells := eval[[]string](t, ctx, serviceCells)
+	want = []string{"front", "1 / 2", "1 healthy · 1 starting", "10.0.0.100:80", "host-1", "1 of 2", "active"}
+	if strings.Join(cells, "|") != strings.Join(want, "|") {
+		t.Errorf("the new service:\n got %q\nwant %q", cells, want)
+	}
+
+	// The second copy turns healthy and joins the pool, the address moves
+	// to another host; then the service is deleted.
+	f.bump(func(s *State) {
+		s.Services = []api.ServiceView{balanced(service("front", 2,
+			member("front-1", api.StateRunning, "host-1", api.HealthHealthy),
+			member("front-2", api.StateRunning, "host-1", api.HealthHealthy)),
+			"10.0.0.100", "host-2", []api.ServicePort{tcp(80, 8080)}, "front-1", "front-2")}
+	})
+	step(t, ctx, "see the service change",
+		chromedp.Poll[chromedp.Void](`document.querySelector('tr[data-service="front"] td:nth-child(5)').textContent === "host-2"`, chromedp.WithPollingTimeout(10*time.Second)),
+	)
+	cells = eval[[]string](t, ctx, serviceCells)
+	want = []string{"front", "2 / 2", "2 healthy", "10.0.0.100:80", "host-2", "2 of 2", "active"}
+	if strings.Join(cells, "|") != strings.Join(want, "|") {
+		t.Errorf("the changed service:\n got %q\nwant %q", cells, want)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('tr[data-service="front"] .short').length`); n != 0 {
+		t.Errorf("%d cells of a complete service are marked short", n)
+	}
+	f.bump(func(s *State) { s.Services[0].Deleting = true })
+	step(t, ctx, "see the service deleting", chromedp.WaitVisible(chromedp.CSS(`tr[data-service="front"][data-state="deleting"] .badge.st-deleting`)))
+	f.bump(func(s *State) { s.Services = nil })
+	step(t, ctx, "see the service gone", chromedp.WaitVisible(chromedp.CSS(`#services-body tr.empty`)))
+	if txt := eval[string](t, ctx, `document.getElementById('services-body').textContent`); txt != "No services." {
+		t.Errorf("services panel without services: %q", txt)
+	}
+	if mark := eval[int](t, ctx, `window.bulwarkTestMark || 0`); mark != 42 {
+		t.Fatalf("the page reloaded (mark %d)", mark)
 	}
 	noConsoleProblems(t, console)
 }
@@ -120,7 +162,7 @@ const canonJS = `(() => {
 		return '<' + n.localName + (attrs.length ? ' ' + attrs.join(' ') : '') + '>' +
 			[...n.childNodes].map(canon).join('') + '</' + n.localName + '>';
 	};
-	return ['health', 'summary', 'hosts-body', 'workloads-body', 'events-body'].map(id => canon(document.getElementById(id)));
+	return ['health', 'summary', 'hosts-body', 'workloads-body', 'services-body', 'events-body'].map(id => canon(document.getElementById(id)));
 })()`
 
 // TestChromiumRedrawMatchesServer: the script draws exactly what the
@@ -139,6 +181,16 @@ func TestChromiumRedrawMatchesServer(t *testing.T) {
 		workload("crashy", api.KindContainer, 1, 1536*api.MiB-1, api.StateFailed, "host-2", 18001, `exit 1: "oops" <b>bold</b>; reschedule limit (3) reached`),
 		workload("old", api.KindVM, 1, 100*api.KiB+512, api.StateStopping, "host-4", 3, "deleting"),
 	)
+	gone := service("gone", 3, member("gone-1", api.StateStopping, "host-2", ""), api.ServiceMember{Name: "gone-2", State: api.StateRunning, Host: "host-1", Health: api.HealthHealthy, Deleting: true})
+	gone.Deleting = true
+	dns := balanced(service("dns", 2,
+		member("dns-1", api.StateRunning, "host-1", api.HealthUnhealthy),
+		member("dns-2", api.StateRunning, "host-2", api.HealthUnknown)),
+		"fd00::53", "", []api.ServicePort{{Port: 53, TargetPort: 5353, Proto: "udp"}, tcp(53, 5353)})
+	dns.Pool = nil // the leader has not written one yet
+	empty := service("empty", 0)
+	empty.Members = nil // null in the JSON, and no instances at all
+	st.Services = append(st.Services, gone, dns, empty)
 	st.Events = append(st.Events, api.Event{Type: "placed", Message: "placed 2 workloads in one plan"}) // zero time, no host
 	st.Health.Leader = ""
 	f := newFake(st)
@@ -161,6 +213,11 @@ func TestChromiumRedrawMatchesServer(t *testing.T) {
 	}
 	if !strings.Contains(served[2], "1.3GiB") || !strings.Contains(served[3], "1.5GiB") || !strings.Contains(served[3], "100.5KiB") {
 		t.Errorf("the fixture lost its rounding cases:\n%s\n%s", served[2], served[3])
+	}
+	for _, want := range []string{"[fd00::53]:53/udp,53", "1 unhealthy", "1 unknown", "st-deleting", `data-service="empty"`, "10.0.0.100:80,443"} {
+		if !strings.Contains(served[4], want) {
+			t.Errorf("the services part lacks %q:\n%s", want, served[4])
+		}
 	}
 	noConsoleProblems(t, console)
 }

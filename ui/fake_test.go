@@ -16,6 +16,7 @@ type fakeSource struct {
 	health    api.Health
 	nodes     []api.NodeView
 	workloads []api.WorkloadView
+	services  []api.ServiceView
 	events    []api.Event
 	// nodesErr, if set, fails Nodes (the store is unreachable).
 	nodesErr error
@@ -33,9 +34,9 @@ func newFake(st State) *fakeSource {
 func (f *fakeSource) set(edit func(s *State)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := State{Health: f.health, Nodes: f.nodes, Workloads: f.workloads, Events: f.events}
+	st := State{Health: f.health, Nodes: f.nodes, Workloads: f.workloads, Services: f.services, Events: f.events}
 	edit(&st)
-	f.health, f.nodes, f.workloads, f.events = st.Health, st.Nodes, st.Workloads, st.Events
+	f.health, f.nodes, f.workloads, f.services, f.events = st.Health, st.Nodes, st.Workloads, st.Services, st.Events
 }
 
 func (f *fakeSource) bump(edit func(s *State)) {
@@ -83,6 +84,13 @@ func (f *fakeSource) Workloads(ctx context.Context) ([]api.WorkloadView, error) 
 	return slices.Clone(f.workloads), ctx.Err()
 }
 
+func (f *fakeSource) Services(ctx context.Context) ([]api.ServiceView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Services"]++
+	return slices.Clone(f.services), ctx.Err()
+}
+
 func (f *fakeSource) Events(ctx context.Context, limit int) ([]api.Event, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -122,6 +130,51 @@ func workload(name string, kind api.Kind, cpus int, mem api.ByteSize, state api.
 	}
 }
 
+// service is a service of replicas copies whose members are the given
+// instances; running counts those running and not being deleted, as the
+// server does.
+func service(name string, replicas int, members ...api.ServiceMember) api.ServiceView {
+	v := api.ServiceView{
+		Service: api.Service{Schema: api.SchemaVersion, ServiceSpec: api.ServiceSpec{Name: name, Replicas: replicas, AntiAffinity: api.AntiAffinityAuto}},
+		Members: []string{},
+	}
+	for _, m := range members {
+		v.Members = append(v.Members, m.Name)
+		if m.State == api.StateRunning && !m.Deleting {
+			v.Running++
+		}
+	}
+	v.Instances = members
+	return v
+}
+
+// balanced gives a service a load-balanced VIP held by holder ("" for
+// none), with the members in pool taking its connections.
+func balanced(v api.ServiceView, vip, holder string, ports []api.ServicePort, pool ...string) api.ServiceView {
+	v.VIP, v.Ports, v.VIPHolder = vip, ports, holder
+	v.Pool = &api.Pool{Ports: ports, Backends: []api.Backend{}}
+	for _, name := range pool {
+		for i := range v.Instances {
+			if v.Instances[i].Name == name {
+				v.Instances[i].InPool = true
+				if v.Anchor == "" {
+					v.Anchor = name
+				}
+				v.Pool.Backends = append(v.Pool.Backends, api.Backend{Workload: name, Host: v.Instances[i].Host})
+			}
+		}
+	}
+	return v
+}
+
+func member(name string, state api.State, host, health string) api.ServiceMember {
+	return api.ServiceMember{Name: name, State: state, Host: host, Health: health}
+}
+
+func tcp(port, target int) api.ServicePort {
+	return api.ServicePort{Port: port, TargetPort: target, Proto: "tcp"}
+}
+
 var t0 = time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC)
 
 func event(after time.Duration, typ, host, workload, msg string) api.Event {
@@ -141,11 +194,12 @@ func smallCluster() State {
 }
 
 // realisticCluster is what the screenshot in docs/dashboard.png shows: three
-// hosts in two racks, VMs and containers, one workload that does not fit.
+// hosts in two racks, VMs and containers, one workload that does not fit,
+// and two services, one of them behind a load-balanced VIP.
 func realisticCluster() State {
-	h1 := labelled(host("host-1", 16, 10, 64*api.GiB, 36*api.GiB, 3), "rack", "r1")
+	h1 := labelled(host("host-1", 16, 11, 64*api.GiB, 37*api.GiB, 4), "rack", "r1")
 	h2 := labelled(host("host-2", 16, 7, 64*api.GiB, 14*api.GiB, 3), "rack", "r2")
-	h3 := labelled(host("host-3", 8, 4, 32*api.GiB, 16*api.GiB, 1), "rack", "r1", "disk", "ssd")
+	h3 := labelled(host("host-3", 8, 5, 32*api.GiB, 17*api.GiB, 2), "rack", "r1", "disk", "ssd")
 	h3.Fencing = "none"
 	return State{
 		Health: api.Health{Status: "ok", Server: "bulwark-1", Leader: "bulwark-1", IsLeader: true, Revision: 18342},
@@ -159,6 +213,17 @@ func realisticCluster() State {
 			workload("metrics", api.KindContainer, 2, 4*api.GiB, api.StateRunning, "host-1", 18011, ""),
 			workload("web-1", api.KindVM, 4, 8*api.GiB, api.StateRunning, "host-2", 18102, ""),
 			workload("web-2", api.KindVM, 4, 16*api.GiB, api.StateRunning, "host-1", 18104, ""),
+			workload("worker-1", api.KindContainer, 1, api.GiB, api.StateRunning, "host-3", 18290, ""),
+			workload("worker-2", api.KindContainer, 1, api.GiB, api.StateRunning, "host-1", 18291, ""),
+		},
+		Services: []api.ServiceView{
+			service("worker", 2,
+				member("worker-1", api.StateRunning, "host-3", api.HealthHealthy),
+				member("worker-2", api.StateRunning, "host-1", api.HealthStarting)),
+			balanced(service("web", 2,
+				member("web-1", api.StateRunning, "host-2", api.HealthHealthy),
+				member("web-2", api.StateRunning, "host-1", api.HealthHealthy)),
+				"10.0.0.100", "host-2", []api.ServicePort{tcp(80, 8080), tcp(443, 8443)}, "web-1", "web-2"),
 		},
 		Events: []api.Event{
 			event(0, "host-ready", "host-3", "", "host-3 is ready again (heartbeat back)"),

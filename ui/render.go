@@ -28,6 +28,11 @@ func mustParsePage() *pageTemplate {
 		"orDash":     orDash,
 		"epoch":      epochText,
 		"newest":     newestFirst,
+		"svcState":   serviceState,
+		"svcHealth":  serviceHealth,
+		"svcAddress": serviceAddress,
+		"svcInPool":  serviceInPool,
+		"svcPool":    poolSize,
 	}).ParseFS(assets, "templates/page.html"))
 	return &pageTemplate{t: t}
 }
@@ -189,4 +194,80 @@ func newestFirst(evs []api.Event) []api.Event {
 		out[len(evs)-1-i] = e
 	}
 	return out
+}
+
+// serviceState is a service's state column: "deleting" once DELETE marked
+// it, "active" before.
+func serviceState(v api.ServiceView) string {
+	if v.Deleting {
+		return "deleting"
+	}
+	return "active"
+}
+
+// healthCount is one part of a service's health column: how many of its
+// members report that health.
+type healthCount struct {
+	Health string
+	N      int
+}
+
+// serviceHealths are the healths the health column counts, in its order.
+var serviceHealths = []string{api.HealthHealthy, api.HealthUnhealthy, api.HealthStarting, api.HealthUnknown}
+
+// serviceHealth counts the members (not those being deleted) by health, in
+// the order of serviceHealths, leaving out the healths no member has; empty
+// when no member reports any (the template has no check, or nothing runs).
+func serviceHealth(v api.ServiceView) []healthCount {
+	var out []healthCount
+	for _, h := range serviceHealths {
+		n := 0
+		for _, m := range v.Instances {
+			if !m.Deleting && m.Health == h {
+				n++
+			}
+		}
+		if n > 0 {
+			out = append(out, healthCount{h, n})
+		}
+	}
+	return out
+}
+
+// serviceAddress is a load-balanced service's address: its VIP (bracketed
+// if IPv6) and the ports it forwards, "10.0.0.100:80,53/udp"; "—" without
+// a VIP.
+func serviceAddress(v api.ServiceView) string {
+	if v.VIP == "" {
+		return orDash("")
+	}
+	vip := v.VIP
+	if strings.Contains(vip, ":") {
+		vip = "[" + vip + "]"
+	}
+	ports := make([]string, 0, len(v.Ports))
+	for _, p := range v.Ports {
+		s := strconv.Itoa(p.Port)
+		if p.Proto == "udp" {
+			s += "/udp"
+		}
+		ports = append(ports, s)
+	}
+	return vip + ":" + strings.Join(ports, ",")
+}
+
+// serviceInPool is how many members take the VIP's new connections, "2 of
+// 3"; "—" without a VIP.
+func serviceInPool(v api.ServiceView) string {
+	if v.VIP == "" {
+		return orDash("")
+	}
+	return strconv.Itoa(poolSize(v)) + " of " + strconv.Itoa(v.Replicas)
+}
+
+func poolSize(v api.ServiceView) int {
+	if v.Pool == nil {
+		return 0
+	}
+	return len(v.Pool.Backends)
 }

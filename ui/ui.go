@@ -1,6 +1,6 @@
 // Package ui is the read-only web dashboard that `bulwarkd server` serves at
-// /ui/: hosts, workloads, the latest events and the cluster health line, at a
-// glance, updated live.
+// /ui/: hosts, workloads, services, the latest events and the cluster health
+// line, at a glance, updated live.
 //
 // The page is rendered on the server with html/template, so it is complete
 // (and usable) without JavaScript; a small embedded script then follows
@@ -43,6 +43,7 @@ type Source interface {
 	Health(ctx context.Context) (api.Health, error)
 	Nodes(ctx context.Context) ([]api.NodeView, error)
 	Workloads(ctx context.Context) ([]api.WorkloadView, error)
+	Services(ctx context.Context) ([]api.ServiceView, error)
 	Events(ctx context.Context, limit int) ([]api.Event, error) // newest last
 }
 
@@ -67,6 +68,7 @@ type State struct {
 	Health    api.Health         `json:"health"`
 	Nodes     []api.NodeView     `json:"nodes"`
 	Workloads []api.WorkloadView `json:"workloads"`
+	Services  []api.ServiceView  `json:"services"`
 	// Events are the latest events, newest last.
 	Events []api.Event `json:"events"`
 }
@@ -203,9 +205,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readState reads everything the page shows. Nodes and workloads are sorted
-// by name whatever order the Source returns them in, so that the page does
-// not reshuffle between updates.
+// readState reads everything the page shows. Nodes, workloads and services
+// are sorted by name whatever order the Source returns them in, so that the
+// page does not reshuffle between updates.
 func (h *handler) readState(ctx context.Context) (State, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
@@ -226,6 +228,9 @@ func (h *handler) readStateAt(ctx context.Context, hl api.Health) (State, error)
 	if st.Workloads, err = h.src.Workloads(ctx); err != nil {
 		return State{}, fmt.Errorf("read workloads: %w", err)
 	}
+	if st.Services, err = h.src.Services(ctx); err != nil {
+		return State{}, fmt.Errorf("read services: %w", err)
+	}
 	if st.Events, err = h.src.Events(ctx, h.opts.Events); err != nil {
 		return State{}, fmt.Errorf("read events: %w", err)
 	}
@@ -236,6 +241,9 @@ func (h *handler) readStateAt(ctx context.Context, hl api.Health) (State, error)
 	if st.Workloads == nil {
 		st.Workloads = []api.WorkloadView{}
 	}
+	if st.Services == nil {
+		st.Services = []api.ServiceView{}
+	}
 	if st.Events == nil {
 		st.Events = []api.Event{}
 	}
@@ -244,6 +252,7 @@ func (h *handler) readStateAt(ctx context.Context, hl api.Health) (State, error)
 	}
 	slices.SortStableFunc(st.Nodes, func(a, b api.NodeView) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortStableFunc(st.Workloads, func(a, b api.WorkloadView) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(st.Services, func(a, b api.ServiceView) int { return strings.Compare(a.Name, b.Name) })
 	return st, nil
 }
 

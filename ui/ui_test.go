@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,15 @@ func TestPageRendersAndEscapes(t *testing.T) {
 	st.Workloads = append(st.Workloads, workload("api", api.KindContainer, 1, 512*api.MiB, api.StatePending, "", 0, "no host fits: <b>cpu</b> (1 host)"))
 	st.Events = append(st.Events, event(time.Second, "fence-failed", "host-1", "", `redfish said <b>"no"</b> & gave up`))
 	st.Nodes[0].Labels = map[string]string{"rack": `r1"><script>alert(1)</script>`}
+	web := balanced(service("web", 3,
+		member("web-1", api.StateRunning, "host-1", api.HealthHealthy),
+		member("web-2", api.StateRunning, "host-2", api.HealthUnhealthy),
+		member("web-3", api.StateStarting, "host-3", api.HealthStarting),
+		api.ServiceMember{Name: "web-4", State: api.StateRunning, Host: "host-3", Health: api.HealthHealthy, Deleting: true}),
+		"10.0.0.100", "host-1", []api.ServicePort{tcp(80, 8080), {Port: 53, TargetPort: 5353, Proto: "udp"}}, "web-1")
+	batch := service("batch", 2, member("batch-1", api.StateRunning, "host-1", ""))
+	batch.Deleting = true
+	st.Services = []api.ServiceView{web, batch} // the page sorts them
 	url, _ := serve(t, Handler(newFake(st), Options{Title: "Prod <cluster>"}))
 
 	resp, body := get(t, url+"/ui/")
@@ -92,14 +102,80 @@ func TestPageRendersAndEscapes(t *testing.T) {
 		"2 / 8",               // host-1's CPUs
 		"2GiB / 16GiB",
 		"1 CPU · 512MiB",
+		// web: 2 of 3 copies run (web-4 is being deleted and counts for
+		// nothing), one healthy and one unhealthy, one starting; one of
+		// the three in the pool of its VIP, which host-1 holds.
+		`<tr data-service="web" data-state="active"><td class="name">web</td>` +
+			`<td class="num short" title="running / wanted">2 / 3</td>` +
+			`<td class="checks"><span class="chk chk-healthy">1 healthy</span> · <span class="chk chk-unhealthy">1 unhealthy</span> · <span class="chk chk-starting">1 starting</span></td>` +
+			`<td class="addr">10.0.0.100:80,53/udp</td><td class="holder">host-1</td><td class="num short">1 of 3</td>` +
+			`<td><span class="badge st-active">active</span></td></tr>`,
+		// batch: no check, no VIP, being deleted.
+		`<tr data-service="batch" data-state="deleting"><td class="name">batch</td>` +
+			`<td class="num short" title="running / wanted">1 / 2</td><td class="checks">—</td>` +
+			`<td>—</td><td class="holder">—</td><td class="num">—</td>` +
+			`<td><span class="badge st-deleting">deleting</span></td></tr>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
+	// Between the workloads and the events, sorted by name.
+	if w, b, v, e := strings.Index(body, `id="workloads"`), strings.Index(body, `data-service="batch"`), strings.Index(body, `data-service="web"`), strings.Index(body, `id="events"`); !(w < b && b < v && v < e) {
+		t.Errorf("page order: workloads %d, batch %d, web %d, events %d", w, b, v, e)
+	}
+	if strings.Contains(body, "No services.") {
+		t.Errorf("page says there are no services")
+	}
 	for _, bad := range []string{"<b>", "<script>alert", "http://", "https://"} {
 		if strings.Contains(body, bad) {
 			t.Errorf("page contains %q", bad)
+		}
+	}
+}
+
+func TestPageWithoutServices(t *testing.T) {
+	url, _ := serve(t, Handler(newFake(smallCluster()), Options{}))
+	resp, body := get(t, url+"/ui/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d:\n%s", resp.StatusCode, body)
+	}
+	want := `<tbody id="services-body">
+<tr class="empty"><td colspan="7">No services.</td></tr>
+</tbody>`
+	if !strings.Contains(body, want) {
+		t.Errorf("page lacks %q", want)
+	}
+	if strings.Contains(body, "data-service=") {
+		t.Errorf("page shows a service row")
+	}
+}
+
+func TestServiceCells(t *testing.T) {
+	v6 := balanced(service("dns", 2, member("dns-1", api.StateRunning, "host-1", api.HealthUnknown)),
+		"fd00::53", "", []api.ServicePort{{Port: 53, TargetPort: 53, Proto: "udp"}, tcp(53, 53)})
+	nilPool := v6
+	nilPool.Pool = nil
+	for _, c := range []struct {
+		v                 api.ServiceView
+		addr, pool, state string
+		health            []healthCount
+	}{
+		{service("none", 0), "—", "—", "active", nil},
+		{v6, "[fd00::53]:53/udp,53", "0 of 2", "active", []healthCount{{api.HealthUnknown, 1}}},
+		{nilPool, "[fd00::53]:53/udp,53", "0 of 2", "active", []healthCount{{api.HealthUnknown, 1}}},
+	} {
+		if got := serviceAddress(c.v); got != c.addr {
+			t.Errorf("%s: address %q, want %q", c.v.Name, got, c.addr)
+		}
+		if got := serviceInPool(c.v); got != c.pool {
+			t.Errorf("%s: in pool %q, want %q", c.v.Name, got, c.pool)
+		}
+		if got := serviceState(c.v); got != c.state {
+			t.Errorf("%s: state %q, want %q", c.v.Name, got, c.state)
+		}
+		if got := serviceHealth(c.v); !slices.Equal(got, c.health) {
+			t.Errorf("%s: health %v, want %v", c.v.Name, got, c.health)
 		}
 	}
 }
@@ -136,7 +212,7 @@ func TestStateJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &raw); err != nil {
 		t.Fatal(err)
 	}
-	if len(raw) != 4 || raw["health"] == nil || raw["nodes"] == nil || raw["workloads"] == nil || string(raw["events"]) != "[]" {
+	if len(raw) != 5 || raw["health"] == nil || raw["nodes"] == nil || raw["workloads"] == nil || string(raw["services"]) != "[]" || string(raw["events"]) != "[]" {
 		t.Fatalf("shape: %s", body)
 	}
 	var got State
@@ -153,6 +229,44 @@ func TestStateJSON(t *testing.T) {
 	}
 	if n := nodes[0]; n["name"] != "host-1" || n["memory_used"] != "2GiB" || n["cpus_used"] != float64(2) || n["state"] != "ready" {
 		t.Errorf("node as JSON: %v", n)
+	}
+}
+
+func TestStateJSONServices(t *testing.T) {
+	st := smallCluster()
+	st.Services = []api.ServiceView{
+		service("worker", 1, member("worker-1", api.StateRunning, "host-1", "")),
+		balanced(service("api", 2,
+			member("api-1", api.StateRunning, "host-1", api.HealthHealthy),
+			member("api-2", api.StatePending, "", "")),
+			"10.0.0.100", "host-1", []api.ServicePort{tcp(80, 8080)}, "api-1"),
+	}
+	url, _ := serve(t, Handler(newFake(st), Options{}))
+	_, body := get(t, url+"/ui/state.json")
+	var raw struct {
+		Services []map[string]any `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(body), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Services) != 2 || raw.Services[0]["name"] != "api" || raw.Services[1]["name"] != "worker" {
+		t.Fatalf("services, by name: %s", body)
+	}
+	// The fields the script reads, as the API names them.
+	api0 := raw.Services[0]
+	for k, want := range map[string]any{"replicas": float64(2), "running": float64(1), "vip": "10.0.0.100", "vip_holder": "host-1"} {
+		if api0[k] != want {
+			t.Errorf("services[0].%s = %v, want %v", k, api0[k], want)
+		}
+	}
+	var got State
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	s := got.Services[0]
+	if len(s.Ports) != 1 || s.Ports[0].Port != 80 || s.Pool == nil || len(s.Pool.Backends) != 1 ||
+		len(s.Instances) != 2 || s.Instances[0].Health != api.HealthHealthy || !s.Instances[0].InPool {
+		t.Errorf("services[0]: %+v", s)
 	}
 }
 

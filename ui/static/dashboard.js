@@ -1,5 +1,6 @@
 // Bulwark dashboard: follows the server's stream of state documents and
-// redraws the health line, the summary and the tables, without a reload.
+// redraws the health line, the summary and the tables (hosts, workloads,
+// services, events), without a reload.
 //
 // The server draws the first paint (templates/page.html, with the helpers in
 // render.go); the functions here draw the same markup from the JSON, to the
@@ -170,6 +171,46 @@
       el('td', { 'class': w.reason ? 'reason' : 'detail' }, orDash(w.reason)));
   }
 
+  // The service helpers are render.go's serviceHealth, serviceAddress and
+  // serviceInPool.
+  var HEALTHS = ['healthy', 'unhealthy', 'starting', 'unknown'];
+
+  function serviceHealth(s) {
+    var td = el('td', { 'class': 'checks' });
+    var inst = s.instances || [];
+    HEALTHS.forEach(function (h) {
+      var n = inst.filter(function (m) { return !m.deleting && m.health === h; }).length;
+      if (n === 0) return;
+      if (td.childNodes.length > 0) td.appendChild(document.createTextNode(' \u00b7 '));
+      td.appendChild(el('span', { 'class': 'chk chk-' + h }, n + ' ' + h));
+    });
+    if (td.childNodes.length === 0) td.appendChild(document.createTextNode(DASH));
+    return td;
+  }
+
+  function serviceAddress(s) {
+    if (!s.vip) return DASH;
+    var vip = s.vip.indexOf(':') >= 0 ? '[' + s.vip + ']' : s.vip;
+    var ports = (s.ports || []).map(function (p) { return String(p.port) + (p.proto === 'udp' ? '/udp' : ''); });
+    return vip + ':' + ports.join(',');
+  }
+
+  function poolSize(s) { return s.pool && s.pool.backends ? s.pool.backends.length : 0; }
+
+  function serviceRow(s) {
+    var state = s.deleting ? 'deleting' : 'active';
+    var running = s.running || 0, replicas = s.replicas || 0;
+    var pooled = poolSize(s);
+    return el('tr', { 'data-service': s.name, 'data-state': state },
+      el('td', { 'class': 'name' }, s.name),
+      el('td', { 'class': running < replicas ? 'num short' : 'num', title: 'running / wanted' }, running + ' / ' + replicas),
+      serviceHealth(s),
+      el('td', s.vip ? { 'class': 'addr' } : {}, serviceAddress(s)),
+      el('td', { 'class': s.vip && !s.vip_holder ? 'short' : 'holder' }, orDash(s.vip_holder)),
+      el('td', { 'class': s.vip && pooled < replicas ? 'num short' : 'num' }, s.vip ? pooled + ' of ' + replicas : DASH),
+      el('td', {}, badge(state)));
+  }
+
   function eventRow(e) {
     return el('tr', {},
       el('td', { 'class': 'time' }, clock(e.time)),
@@ -188,11 +229,13 @@
   function render(st) {
     st.nodes = st.nodes || [];
     st.workloads = st.workloads || [];
+    st.services = st.services || [];
     st.events = st.events || [];
     renderHealth(st.health || {});
     renderSummary(st);
     fill('hosts-body', st.nodes, hostRow, 7, 'No hosts have registered.');
     fill('workloads-body', st.workloads, workloadRow, 7, 'No workloads.');
+    fill('services-body', st.services, serviceRow, 7, 'No services.');
     fill('events-body', st.events.slice().reverse(), eventRow, 5, 'No events yet.');
     document.body.setAttribute('data-revision', String((st.health && st.health.revision) || 0));
   }
