@@ -14,7 +14,6 @@ import (
 	"github.com/bulwarkhq/bulwark/api"
 	"github.com/bulwarkhq/bulwark/drivers/containerd/daemon"
 	"github.com/bulwarkhq/bulwark/network"
-	"github.com/bulwarkhq/bulwark/network/nettest"
 )
 
 const svcVIP = "10.213.0.80"
@@ -34,16 +33,7 @@ var replicaCommand = []string{"sh", "-c", "trap 'exit 0' TERM; busybox mkdir -p 
 // crashed and the service keeps answering from the address's new holder;
 // scaling 3 -> 5 -> 2 converges, with the pool following.
 func TestLoadBalancedService(t *testing.T) {
-	why := daemon.Missing()
-	if why == "" {
-		why = nettest.Missing()
-	}
-	if why != "" {
-		if os.Getenv(requireRealEnv) == "1" {
-			t.Fatalf("needs root, containerd and iproute2: %s", why)
-		}
-		t.Skipf("SKIPPING REAL-NETWORK TEST: needs root, containerd and iproute2: %s (set %s=1 to make this a failure)", why, requireRealEnv)
-	}
+	needNetnsContainers(t)
 	hosts := []string{"host-1", "host-2", "host-3", "host-4", "host-5"}
 	apiURL, _, dataDir, etcdPort := startDevWith(t, len(hosts), "--driver", "containerd", "--netns")
 	prefix := fmt.Sprintf("bwd%d-", etcdPort)

@@ -150,16 +150,7 @@ func fetch(client *network.Host, url string) (string, error) {
 // (or has dropped it itself), is never on two hosts, and the client
 // reaches the new holder soon after the workload runs again.
 func TestFloatingIP(t *testing.T) {
-	why := daemon.Missing()
-	if why == "" {
-		why = nettest.Missing()
-	}
-	if why != "" {
-		if os.Getenv(requireRealEnv) == "1" {
-			t.Fatalf("needs root, containerd and iproute2: %s", why)
-		}
-		t.Skipf("SKIPPING REAL-NETWORK TEST: needs root, containerd and iproute2: %s (set %s=1 to make this a failure)", why, requireRealEnv)
-	}
+	needNetnsContainers(t)
 	apiURL, _, dataDir, etcdPort := startDevWith(t, 3, "--driver", "containerd", "--netns")
 	prefix := fmt.Sprintf("bwd%d-", etcdPort)
 	client, err := network.Open(prefix + "client")
@@ -303,4 +294,22 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// needNetnsContainers skips a test that needs root, containerd and
+// iproute2 where they are missing, loudly, or fails it under
+// BULWARK_REQUIRE_REAL=1 (as in CI).
+func needNetnsContainers(t *testing.T) {
+	t.Helper()
+	why := daemon.Missing()
+	if why == "" {
+		why = nettest.Missing()
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv(requireRealEnv) == "1" {
+		t.Fatalf("needs root, containerd and iproute2: %s", why)
+	}
+	t.Skipf("SKIPPING REAL-NETWORK TEST: needs root, containerd and iproute2: %s (set %s=1 to make this a failure)", why, requireRealEnv)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -24,7 +25,22 @@ import (
 // workload's logs. An http:// URL (a dev cluster's agents on loopback, or
 // an agent with http_insecure) is called as it is.
 func newAgentClient(tlsConfig *tls.Config) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	var t *http.Transport
+	if d, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = d.Clone()
+	} else {
+		// Something (a test) wrapped the default transport: start from
+		// the same defaults.
+		t = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		}
+	}
 	if tlsConfig != nil {
 		t.TLSClientConfig = tlsConfig.Clone()
 		t.TLSClientConfig.InsecureSkipVerify = false

@@ -201,3 +201,17 @@ func boolText(b bool) string {
 	}
 	return "false"
 }
+
+// TestAgentClientWithWrappedDefaultTransport: a process whose
+// http.DefaultTransport is wrapped (as the e2e tests do) still gets an
+// agent client.
+func TestAgentClientWithWrappedDefaultTransport(t *testing.T) {
+	old := http.DefaultTransport
+	t.Cleanup(func() { http.DefaultTransport = old })
+	http.DefaultTransport = wrappedTransport{old}
+	if c := newAgentClient(nil); c == nil || c.Transport == nil {
+		t.Fatal("no client")
+	}
+}
+
+type wrappedTransport struct{ http.RoundTripper }
