@@ -101,13 +101,14 @@ func (p Permission) String() string {
 }
 
 func writeKey(k string) Permission { return Permission{Write: true, Key: k} }
+func readKey(k string) Permission  { return Permission{Key: k} }
 func keyPrefix(p string, write bool) Permission {
 	return Permission{Write: write, Key: p, RangeEnd: clientv3.GetPrefixRangeEnd(p)}
 }
 
-// AgentPermissions is what host's agent may do, and no more: read every
-// Bulwark key (allocations, workloads, volumes, floating IPs, claims, its
-// fence record, ...); write its node record, its heartbeat, its agent
+// AgentPermissions is what host's agent may do, and no more: read what it
+// reconciles from (allocations, workloads, volumes, floating IPs, claims,
+// its fence record); write its node record, its heartbeat, its agent
 // token and its workloads' status; take and release the claims on
 // volumes (locks/) and floating IPs (vipclaims/).
 //
@@ -125,7 +126,19 @@ func keyPrefix(p string, write bool) Permission {
 // TestEtcdRBAC).
 func AgentPermissions(host string) []Permission {
 	return []Permission{
-		keyPrefix(clusterstore.Prefix, false),
+		// Reads: what the agent's reconcile lists and watches, its own
+		// fence record, and the key Dial probes. Not the API's token
+		// hashes, other agents' API tokens, other hosts' records or the
+		// events.
+		readKey(clusterstore.Prefix),
+		keyPrefix(clusterstore.AllocationsPrefix, false),
+		keyPrefix(clusterstore.WorkloadsPrefix, false),
+		keyPrefix(clusterstore.VolumesPrefix, false),
+		keyPrefix(clusterstore.VIPsPrefix, false),
+		// Its fence record, watched as a prefix (so also those of hosts
+		// whose names begin with this one's: fence records hold nothing
+		// secret).
+		keyPrefix(clusterstore.FencingKey(host), false),
 		writeKey(clusterstore.NodeKey(host)),
 		writeKey(clusterstore.HeartbeatKey(host)),
 		keyPrefix(clusterstore.HostStatusPrefix(host), true),

@@ -30,7 +30,8 @@ host's keys: one host's agent cannot act as another host. With authentication on
                 They get etcd's root role: every key, and managing users as hosts join.
   one per host  named exactly like the host: its agent's certificate (bulwarkd agent
                 refuses to start with a certificate named for another host). Its role,
-                bulwark-agent-HOST, reads every Bulwark key and writes only nodes/HOST,
+                bulwark-agent-HOST, reads what the agent reconciles from (allocations,
+                workloads, volumes, floating IPs, claims, its fence record) and writes only nodes/HOST,
                 heartbeats/HOST, status/HOST/*, agenttokens/HOST and the shared claim keys
                 locks/* and vipclaims/* (those are per volume and floating IP, not per host).
   root          etcd's administrator, which etcd requires; it has no password.
@@ -114,7 +115,7 @@ func etcdAuthCommand() *cli.Command {
 					"the host's agent first starts. Works whether authentication is on yet or not.\n\n" +
 					"Example:\n  bulwarkd etcd-auth add-host host-4",
 				Action: etcdAuthHostAction("add-host", etcdstore.AddHost, func(host string) string {
-					return fmt.Sprintf("host %s: etcd user %s with role %s (reads Bulwark's keys, writes only %s's)", host, host, etcdstore.AgentRole(host), host)
+					return fmt.Sprintf("host %s: etcd user %s with role %s (reads what an agent needs, writes only %s's)", host, host, etcdstore.AgentRole(host), host)
 				}),
 			},
 			{

@@ -197,7 +197,7 @@ func testEtcdAuthCommand(t *testing.T, backend string) {
 		t.Errorf("enable, AuthStatus call %v:\n%s", hasAuthStatus, out)
 	}
 	for _, w := range []string{on, "server-host-1   root", "host-1          bulwark-agent-host-1   host host-1's agent",
-		"role bulwark-agent-host-2:\n  read /bulwark/v1/ (prefix)\n", "readwrite /bulwark/v1/status/host-2/ (prefix)",
+		"role bulwark-agent-host-2:\n  read /bulwark/v1/\n", "read /bulwark/v1/allocations/ (prefix)", "readwrite /bulwark/v1/status/host-2/ (prefix)",
 		"etcd authentication is on. Only these certificates get anything from etcd now: servers server-host-1"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("enable output lacks %q:\n%s", w, out)
