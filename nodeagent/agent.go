@@ -84,8 +84,8 @@ type Agent struct {
 	// reported caches the last status written per workload, so unchanged
 	// state is not rewritten every resync.
 	reported map[string]api.WorkloadStatus
-	// sessionUp says the first heartbeat lease is held (see startupFence).
-	sessionUp func()
+	// gap times the stretches without a heartbeat lease (see gapFence).
+	gap gapClock
 	// draining: workloads due to stop, waiting for load balancers (see
 	// poolDraining), by name.
 	draining map[string]*poolDrain
@@ -192,13 +192,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		go a.serveHTTP(ctx, ln)
 	}
-	// This process does not know when its host last renewed a heartbeat
-	// lease: an earlier run may have lost the cluster just before it
-	// stopped, leaving workloads running. Unless it holds a new lease
-	// within T_self of starting, it kills them, as a running agent would.
-	sessionUp := make(chan struct{})
-	a.sessionUp = sync.OnceFunc(func() { close(sessionUp) })
-	go a.startupFence(ctx, sessionUp)
+	// Between heartbeat sessions, and before the first, nothing renews a
+	// lease: the host's workloads die unless a new lease is held within
+	// T_self of the last acknowledged keepalive. This process does not
+	// know when an earlier run last renewed one (it may have lost the
+	// cluster just before it stopped, leaving workloads running), so its
+	// own start counts as that.
+	a.gap.down(time.Now().Add(a.cfg.SelfFenceAfter), false)
+	go a.gapFence(ctx)
+	// An agent that gives up before it ever held a lease leaves nothing
+	// running behind it.
+	ranSession := false
+	defer func() {
+		if !ranSession && ctx.Err() == nil {
+			a.selfFence("the agent stops before it ever held a heartbeat lease")
+		}
+	}()
 	for backoff := 200 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
 		err := a.register(ctx, agentURL)
 		var re retryableError
@@ -217,7 +226,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
-		err := a.serveSession(ctx)
+		lastAck, held, err := a.serveSession(ctx)
+		ranSession = ranSession || held
+		if held {
+			// Self-fenced already when the lease was lost or not renewed
+			// in time; otherwise (a watch failed) the clock runs from the
+			// last acknowledged keepalive.
+			a.gap.down(lastAck.Add(a.cfg.SelfFenceAfter), errors.Is(err, clusterstore.ErrSessionDone))
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -271,24 +287,65 @@ type retryableError struct{ error }
 
 func (e retryableError) Unwrap() error { return e.error }
 
-// startupFence kills every local workload unless the first heartbeat lease
-// is held within T_self of the process starting.
-func (a *Agent) startupFence(ctx context.Context, sessionUp <-chan struct{}) {
-	t := time.NewTimer(a.cfg.SelfFenceAfter)
+// gapClock is whether a heartbeat session is up and, while none is, by
+// when one must be (its predecessor's last acknowledged keepalive plus
+// T_self), and whether the workloads were killed already.
+type gapClock struct {
+	mu       sync.Mutex
+	up       bool
+	deadline time.Time
+	fenced   bool
+}
+
+func (g *gapClock) down(deadline time.Time, fenced bool) {
+	g.mu.Lock()
+	g.up, g.deadline, g.fenced = false, deadline, fenced
+	g.mu.Unlock()
+}
+
+func (g *gapClock) markUp() {
+	g.mu.Lock()
+	g.up = true
+	g.mu.Unlock()
+}
+
+// due says whether the gap has run past its deadline with the workloads
+// still alive, and marks them killed.
+func (g *gapClock) due(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.up || g.fenced || now.Before(g.deadline) {
+		return false
+	}
+	g.fenced = true
+	return true
+}
+
+// gapFence kills every local workload when no heartbeat lease is held
+// T_self after the last acknowledged keepalive (or the process start):
+// between sessions the session's own self-fence check does not run.
+func (a *Agent) gapFence(ctx context.Context) {
+	t := time.NewTicker(max(a.cfg.SelfFenceAfter/20, 10*time.Millisecond))
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-sessionUp:
-	case <-t.C:
-		a.selfFence(fmt.Sprintf("no heartbeat lease within %s of starting (an earlier run may have lost the cluster)", a.cfg.SelfFenceAfter))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if a.gap.due(time.Now()) {
+				a.selfFence(fmt.Sprintf("no heartbeat lease for %s (between sessions, or since the agent started)", a.cfg.SelfFenceAfter))
+			}
+		}
 	}
 }
 
 // serveSession holds one heartbeat session and reconciles until it is lost.
-func (a *Agent) serveSession(ctx context.Context) error {
+// held says a session's heartbeat went in, and lastAck is then the send
+// time of its last acknowledged keepalive.
+func (a *Agent) serveSession(ctx context.Context) (lastAck time.Time, held bool, err error) {
 	sess, err := clusterstore.NewSession(ctx, a.cfg.Store, a.cfg.SessionTTL, clusterstore.WithKeepAliveObserver(a.metrics.keepAlive))
 	if err != nil {
-		return fmt.Errorf("session: %w", err)
+		return time.Time{}, false, fmt.Errorf("session: %w", err)
 	}
 	// On the way out the lease is left to expire, not revoked: an agent
 	// restarted within T takes over its host's heartbeat (and, from the
@@ -306,20 +363,23 @@ func (a *Agent) serveSession(ctx context.Context) error {
 	// agent knows it was fenced — never both.
 	unfenced, rev, err := a.cfg.Store.Txn(ctx, []clusterstore.Cond{clusterstore.Missing(clusterstore.FencingKey(a.cfg.Host))}, []clusterstore.Op{hbOp})
 	if err != nil {
-		return fmt.Errorf("heartbeat: %w", err)
+		return time.Time{}, false, fmt.Errorf("heartbeat: %w", err)
 	}
 	if !unfenced {
 		// Show the host as up (an operator powered it on) but run nothing
 		// until the fence record is cleared.
 		if _, rev, err = a.cfg.Store.Txn(ctx, nil, []clusterstore.Op{hbOp}); err != nil {
-			return fmt.Errorf("heartbeat: %w", err)
+			return time.Time{}, false, fmt.Errorf("heartbeat: %w", err)
 		}
 		a.log.Warn("this host is fenced: running nothing until an operator clears it (bulwarkctl node clear)")
+		// It was powered off (or confirmed off) and its workloads
+		// restarted elsewhere: whatever still runs here goes at once.
+		a.selfFence("this host has a fence record")
 	}
 	a.log.Info("heartbeat lease held", "lease", int64(sess.Lease()), "ttl", a.cfg.SessionTTL, "self_fence_after", a.cfg.SelfFenceAfter)
-	if a.sessionUp != nil {
-		a.sessionUp()
-	}
+	a.gap.markUp()
+	held = true
+	defer func() { lastAck = sess.LastAck() }()
 	if a.cfg.OnReady != nil {
 		a.cfg.OnReady()
 		a.cfg.OnReady = nil // once per process
@@ -362,10 +422,10 @@ func (a *Agent) serveSession(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return time.Time{}, true, nil
 		case <-sess.Done():
 			a.selfFence("heartbeat lease lost")
-			return clusterstore.ErrSessionDone
+			return time.Time{}, true, clusterstore.ErrSessionDone
 		case <-selfFence.C:
 			if healthy() {
 				a.feedWatchdog()
@@ -373,24 +433,24 @@ func (a *Agent) serveSession(ctx context.Context) error {
 			if age := time.Since(sess.LastAck()); age > a.cfg.SelfFenceAfter {
 				sess.Orphan()
 				a.selfFence(fmt.Sprintf("no acknowledged keepalive for %s (self-fence after %s)", age.Round(time.Millisecond), a.cfg.SelfFenceAfter))
-				return clusterstore.ErrSessionDone
+				return time.Time{}, true, clusterstore.ErrSessionDone
 			}
 			continue
 		case resp, ok := <-wch:
 			if !ok || resp.Err != nil {
-				return fmt.Errorf("watch allocations: %v", resp.Err)
+				return time.Time{}, true, fmt.Errorf("watch allocations: %v", resp.Err)
 			}
 		case resp, ok := <-fch:
 			if !ok || resp.Err != nil {
-				return fmt.Errorf("watch fence record: %v", resp.Err)
+				return time.Time{}, true, fmt.Errorf("watch fence record: %v", resp.Err)
 			}
 		case resp, ok := <-vch:
 			if !ok || resp.Err != nil {
-				return fmt.Errorf("watch floating IPs: %v", resp.Err)
+				return time.Time{}, true, fmt.Errorf("watch floating IPs: %v", resp.Err)
 			}
 		case resp, ok := <-cch:
 			if !ok || resp.Err != nil {
-				return fmt.Errorf("watch floating IP claims: %v", resp.Err)
+				return time.Time{}, true, fmt.Errorf("watch floating IP claims: %v", resp.Err)
 			}
 		case <-tick.C:
 		case <-a.health.wake:
@@ -406,17 +466,25 @@ func (a *Agent) selfFence(why string) {
 	// Addresses first: they are what clients reach, and they go in
 	// microseconds.
 	a.dropAllVIPs()
+	KillAll(a.cfg.Driver, a.log)
+}
+
+// KillAll destroys every workload the driver runs on this host: what an
+// agent does when it fences itself. bulwarkd agent also calls it when it
+// cannot reach etcd at all at start (the cluster may count the host as
+// lost; an earlier run may have left workloads running).
+func KillAll(d drivers.Driver, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tasks, err := a.cfg.Driver.List(ctx)
+	tasks, err := d.List(ctx)
 	if err != nil {
-		a.log.Error("self-fence: list workloads", "err", err)
+		log.Error("self-fence: list workloads", "err", err)
 	}
 	for _, t := range tasks {
-		if err := a.cfg.Driver.Destroy(ctx, t.Workload); err != nil {
-			a.log.Error("self-fence: destroy", "workload", t.Workload, "err", err)
+		if err := d.Destroy(ctx, t.Workload); err != nil {
+			log.Error("self-fence: destroy", "workload", t.Workload, "err", err)
 		} else {
-			a.log.Warn("self-fence: destroyed", "workload", t.Workload, "epoch", t.Epoch)
+			log.Warn("self-fence: destroyed", "workload", t.Workload, "epoch", t.Epoch)
 		}
 	}
 }
@@ -501,8 +569,13 @@ func (a *Agent) reconcile(ctx context.Context, sess *clusterstore.Session) error
 		}
 	}
 	sort.Strings(gone)
+	a.forgetDrains(gone)
 	for _, name := range gone {
 		if a.poolDraining(cs, name) {
+			// Reported stopping, with this session's lease: the leader
+			// places it elsewhere only once no host reports it, and
+			// the pool drops it at once.
+			a.report(ctx, sess, name, have[name].Epoch, api.StateStopping, "draining: waiting for load balancers to take it out of their pools")
 			continue
 		}
 		if a.remove(ctx, sess, name, have[name].Epoch) {

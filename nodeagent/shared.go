@@ -327,7 +327,17 @@ func (a *Agent) syncVIPs(ctx context.Context, cs clusterShared, running, allocat
 	for _, addr := range addrs {
 		w := desired[addr]
 		c := api.Claim{Resource: addr, Workload: w.v.Workload, Host: a.cfg.Host, Epoch: w.epoch}
-		if _, err := clusterstore.AcquireClaim(ctx, a.cfg.Store, clusterstore.VIPClaimKey(addr), c, a.cfg.now()); err != nil {
+		_, err := clusterstore.AcquireClaim(ctx, a.cfg.Store, clusterstore.VIPClaimKey(addr), c, a.cfg.now())
+		var held *clusterstore.HeldError
+		if errors.As(err, &held) && held.Holder.Host == a.cfg.Host && held.Holder.Workload == c.Workload && held.Holder.Epoch < c.Epoch {
+			// Our own claim for the same workload's earlier run here (it
+			// came back at a new epoch before the old claim went): the
+			// address never left this host; hand the claim over.
+			if err = clusterstore.ReleaseClaim(ctx, a.cfg.Store, clusterstore.VIPClaimKey(addr), held.Holder); err == nil {
+				_, err = clusterstore.AcquireClaim(ctx, a.cfg.Store, clusterstore.VIPClaimKey(addr), c, a.cfg.now())
+			}
+		}
+		if err != nil {
 			a.log.Info("floating IP not ours yet", "vip", addr, "workload", w.v.Workload, "why", err)
 			continue
 		}
@@ -629,6 +639,18 @@ func poolDrainingWait(d *poolDrain, inPool bool, now time.Time) bool {
 		d.left = now
 	}
 	return now.Sub(d.left) < poolDrainGrace
+}
+
+// forgetDrains drops the drain timers of workloads no longer due to stop
+// (gone by themselves, or wanted here again).
+func (a *Agent) forgetDrains(due []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name := range a.draining {
+		if !slices.Contains(due, name) {
+			delete(a.draining, name)
+		}
+	}
 }
 
 // poolDraining: see poolDrainingWait. Only workloads that were in a pool

@@ -2,8 +2,10 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +114,112 @@ func TestPoolDrainingWait(t *testing.T) {
 	if !poolDrainingWait(&stuck, true, at(0)) || !poolDrainingWait(&stuck, true, at(poolDrainMax-time.Millisecond)) || poolDrainingWait(&stuck, true, at(poolDrainMax)) {
 		t.Fatal("a copy a pool never lets go of must stop after poolDrainMax")
 	}
+}
+
+// TestAgentFencesItselfBetweenSessions: a watch fails (as when the agent's
+// etcd member loses its leader) and the store then answers nothing: the
+// session ends without its own self-fence check, and no new lease can be
+// had. The workloads must still die T_self after the last acknowledged
+// keepalive.
+func TestAgentFencesItselfBetweenSessions(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	d := newDriver(t, "h1")
+	store := &watchCutStore{blockingStore: blockingStore{Store: st}, cutCh: make(chan struct{})}
+	a, err := New(Config{Host: "h1", Store: store, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	put(t, st, clusterstore.WorkloadKey("web1"), api.Workload{Schema: 1, WorkloadSpec: api.WorkloadSpec{Name: "web1", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB}})
+	put(t, st, clusterstore.AllocationKey("web1"), api.Allocation{Schema: 1, Workload: "web1", Host: "h1"})
+	waitFor(t, "web1 running", func() bool {
+		s, err := d.Inspect(context.Background(), "web1")
+		return err == nil && s.State == drivers.TaskRunning
+	})
+	// Keepalives and grants hang from now on, and every watch fails.
+	store.cut.Store(true)
+	close(store.cutCh)
+	waitFor(t, "web1 killed between sessions", func() bool {
+		_, err := d.Inspect(context.Background(), "web1")
+		return err != nil
+	})
+}
+
+// watchCutStore is a blockingStore whose watches fail once cutCh closes.
+type watchCutStore struct {
+	blockingStore
+	cutCh chan struct{}
+}
+
+func (w *watchCutStore) Watch(ctx context.Context, prefix string, fromRev int64) <-chan clusterstore.WatchResponse {
+	in := w.blockingStore.Store.Watch(ctx, prefix, fromRev)
+	out := make(chan clusterstore.WatchResponse)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.cutCh:
+				select {
+				case out <- clusterstore.WatchResponse{Err: errors.New("etcdserver: no leader")}:
+				case <-ctx.Done():
+				}
+				return
+			case r, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- r:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// TestPlannedStopDrainsFromPool: a workload moved off this host while a
+// load balancer's pool still lists it keeps running, reported stopping
+// (so that the leader neither places it elsewhere nor keeps it in the
+// pool), and stops once the pool has let go of it.
+func TestPlannedStopDrainsFromPool(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	d := newDriver(t, "h1")
+	runAgent(t, st, d, "h1")
+	ctx := context.Background()
+	put(t, st, clusterstore.WorkloadKey("web-1"), api.Workload{Schema: 1, WorkloadSpec: api.WorkloadSpec{Name: "web-1", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB}})
+	put(t, st, clusterstore.AllocationKey("web-1"), api.Allocation{Schema: 1, Workload: "web-1", Host: "h1"})
+	waitFor(t, "web-1 running", func() bool {
+		s, ok := status(t, st, "h1", "web-1")
+		return ok && s.State == api.StateRunning
+	})
+	vip := func(backends ...api.Backend) {
+		put(t, st, clusterstore.VIPKey("192.0.2.80"), api.VIP{Schema: 1, VIPSpec: api.VIPSpec{Address: "192.0.2.80/24", Network: "lan", Workload: "web-2"},
+			Service: "web", Pool: &api.Pool{Ports: []api.ServicePort{{Port: 80, TargetPort: 8080, Proto: "tcp"}}, Backends: backends}})
+	}
+	vip(api.Backend{Workload: "web-1", Host: "h1", Address: "192.0.2.11"})
+	if _, _, err := st.Txn(ctx, nil, []clusterstore.Op{clusterstore.Delete(clusterstore.AllocationKey("web-1"))}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "web-1 reported stopping while draining", func() bool {
+		s, ok := status(t, st, "h1", "web-1")
+		return ok && s.State == api.StateStopping && strings.Contains(s.Reason, "draining")
+	})
+	if _, err := d.Inspect(ctx, "web-1"); err != nil {
+		t.Fatalf("web-1 stopped while a pool still lists it: %v", err)
+	}
+	vip() // the leader took it out of the pool
+	waitFor(t, "web-1 stopped and its status gone", func() bool {
+		_, err := d.Inspect(ctx, "web-1")
+		_, ok := status(t, st, "h1", "web-1")
+		return err != nil && !ok
+	})
 }

@@ -32,7 +32,6 @@ func newAgentClient(tlsConfig *tls.Config) *http.Client {
 		// Something (a test) wrapped the default transport: start from
 		// the same defaults.
 		t = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			ForceAttemptHTTP2:     true,
 			MaxIdleConns:          100,
@@ -41,6 +40,9 @@ func newAgentClient(tlsConfig *tls.Config) *http.Client {
 			ExpectContinueTimeout: time.Second,
 		}
 	}
+	// Straight to the agent, never through an HTTP proxy from the
+	// environment: the request carries the agent's token.
+	t.Proxy = nil
 	if tlsConfig != nil {
 		t.TLSClientConfig = tlsConfig.Clone()
 		t.TLSClientConfig.InsecureSkipVerify = false

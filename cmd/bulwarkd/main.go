@@ -203,6 +203,12 @@ func agentCommand() *cli.Command {
 			defer drv.Close()
 			store, err := dialEtcd(ctx, cfg.Etcd)
 			if err != nil {
+				if ctx.Err() == nil {
+					// No cluster, so no lease: whatever an earlier run
+					// left here must not outlive it.
+					log.Error("SELF-FENCING: cannot reach etcd at start; killing every workload on this host", "err", err)
+					nodeagent.KillAll(drv, log)
+				}
 				return err
 			}
 			defer store.Close()
