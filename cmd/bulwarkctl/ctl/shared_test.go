@@ -417,6 +417,18 @@ func TestVIPShow(t *testing.T) {
 		t.Errorf("%v %+v\n%s", err, got, r.stdout)
 	}
 	wantErr(t, runCLI(t, f, "", "vip", "show", "192.0.2.99"), `vip "192.0.2.99" not found (list them with: bulwarkctl vip list)`)
+
+	// A service's load-balanced address says so, with its pool.
+	lb := vip10
+	lb.Address, lb.Service = "192.0.2.80/24", "www"
+	lb.Pool = &api.Pool{Ports: []api.ServicePort{{Port: 80, TargetPort: 8080, Proto: "tcp"}},
+		Backends: []api.Backend{{Workload: "www-1", Host: "node-a", Address: "192.0.2.11"}, {Workload: "www-2", Host: "node-b", Address: "192.0.2.12"}}}
+	lb.Workload = "www-1"
+	f.addVIP(lb)
+	r = runCLI(t, f, "", "vip", "show", "192.0.2.80").mustSucceed(t)
+	wantContains(t, "stdout", r.stdout, "Service:     www (load-balanced: bulwarkctl service show www)",
+		"Pool:        ports 80:8080/tcp to www-1@192.0.2.11, www-2@192.0.2.12",
+		"Workload:    www-1 (the copy of service www whose host holds the address; the cluster chooses it)")
 }
 
 func TestVIPAttachDetachDelete(t *testing.T) {

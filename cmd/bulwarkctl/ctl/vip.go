@@ -364,8 +364,26 @@ func writeVIP(out io.Writer, v *api.VIPView) {
 	row(tw, "Interface:", orDash(iface))
 	row(tw, "Network:", orDash(v.Network))
 	workload := v.Workload
-	if workload == "" {
+	switch {
+	case v.Service != "" && workload != "":
+		workload += " (the copy of service " + v.Service + " whose host holds the address; the cluster chooses it)"
+	case workload == "":
 		workload = "- (not attached: no host carries it)"
+	}
+	if v.Service != "" {
+		pool := "none yet"
+		if v.Pool != nil {
+			var ports, members []string
+			for _, p := range v.Pool.Ports {
+				ports = append(ports, p.String())
+			}
+			for _, b := range v.Pool.Backends {
+				members = append(members, b.Workload+"@"+b.Address)
+			}
+			pool = fmt.Sprintf("ports %s to %s", orDash(strings.Join(ports, ",")), orDash(strings.Join(members, ", ")))
+		}
+		row(tw, "Service:", v.Service+" (load-balanced: bulwarkctl service show "+v.Service+")")
+		row(tw, "Pool:", pool)
 	}
 	row(tw, "Workload:", workload)
 	holder := "- (no host holds it now)"
