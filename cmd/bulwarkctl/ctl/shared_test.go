@@ -426,9 +426,9 @@ func TestVIPShow(t *testing.T) {
 	lb.Workload = "www-1"
 	f.addVIP(lb)
 	r = runCLI(t, f, "", "vip", "show", "192.0.2.80").mustSucceed(t)
-	wantContains(t, "stdout", r.stdout, "Service:     www (load-balanced: bulwarkctl service show www)",
-		"Pool:        ports 80:8080/tcp to www-1@192.0.2.11, www-2@192.0.2.12",
-		"Workload:    www-1 (the copy of service www whose host holds the address; the cluster chooses it)")
+	wantContains(t, "stdout", r.stdout, "Service: www (load-balanced: bulwarkctl service show www)",
+		"Pool: ports 80:8080/tcp to www-1@192.0.2.11, www-2@192.0.2.12",
+		"Workload: www-1 (the copy of service www whose host holds the address; the cluster chooses it)")
 }
 
 func TestVIPAttachDetachDelete(t *testing.T) {
