@@ -36,7 +36,17 @@ func newDriver(t *testing.T, host string) *libvirt.Driver {
 
 func runAgent(t *testing.T, st clusterstore.Store, d drivers.Driver, host string) (*Agent, context.CancelFunc) {
 	t.Helper()
-	a, err := New(Config{Host: host, Labels: map[string]string{"rack": "r1"}, Store: st, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return runAgentWith(t, Config{Host: host, Labels: map[string]string{"rack": "r1"}, Store: st, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond})
+}
+
+// runAgentWith runs an agent (logging nowhere unless cfg says) until the
+// test ends or cancel is called.
+func runAgentWith(t *testing.T, cfg Config) (*Agent, context.CancelFunc) {
+	t.Helper()
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,15 +218,7 @@ func TestWatchdogStopsWhenSelfFencing(t *testing.T) {
 		t.Fatal(err)
 	}
 	block := &blockingStore{Store: st}
-	a, err := New(Config{Host: "h1", Store: block, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond,
-		WatchdogDevice: wd, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runAgentWith(t, Config{Host: "h1", Store: block, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond, WatchdogDevice: wd})
 	size := func() int64 { fi, _ := os.Stat(wd); return fi.Size() }
 	waitFor(t, "the watchdog fed", func() bool { return size() > 5 })
 	put(t, st, clusterstore.WorkloadKey("web1"), api.Workload{Schema: 1, WorkloadSpec: api.WorkloadSpec{Name: "web1", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB}})

@@ -74,14 +74,7 @@ func TestAgentStartingCutOffFencesItself(t *testing.T) {
 	}
 	block := &blockingStore{Store: st}
 	block.cut.Store(true)
-	a, err := New(Config{Host: "h1", Store: block, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { _ = a.Run(rctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runAgentWith(t, Config{Host: "h1", Store: block, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond})
 	waitFor(t, "the leftover workload killed", func() bool {
 		_, err := d.Inspect(ctx, "left")
 		return err != nil
@@ -126,14 +119,7 @@ func TestAgentFencesItselfBetweenSessions(t *testing.T) {
 	defer st.Close()
 	d := newDriver(t, "h1")
 	store := &watchCutStore{blockingStore: blockingStore{Store: st}, cutCh: make(chan struct{})}
-	a, err := New(Config{Host: "h1", Store: store, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runAgentWith(t, Config{Host: "h1", Store: store, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond})
 	put(t, st, clusterstore.WorkloadKey("web1"), api.Workload{Schema: 1, WorkloadSpec: api.WorkloadSpec{Name: "web1", Kind: api.KindVM, CPUs: 1, Memory: 256 * api.MiB}})
 	put(t, st, clusterstore.AllocationKey("web1"), api.Allocation{Schema: 1, Workload: "web1", Host: "h1"})
 	waitFor(t, "web1 running", func() bool {

@@ -2,8 +2,6 @@ package nodeagent
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -24,15 +22,8 @@ func TestVIPClaimHandedOverToANewEpoch(t *testing.T) {
 	st := memory.New()
 	defer st.Close()
 	d := newDriver(t, "h1")
-	a, err := New(Config{Host: "h1", Store: st, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond,
-		Netns: h1.Netns, Networks: map[string]string{"lan": "eth0"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runAgentWith(t, Config{Host: "h1", Store: st, Driver: d, SessionTTL: 2 * time.Second, Resync: 100 * time.Millisecond,
+		Netns: h1.Netns, Networks: map[string]string{"lan": "eth0"}})
 
 	const vip = "10.213.0.100"
 	put(t, st, clusterstore.VIPKey(vip), api.VIP{Schema: 1, VIPSpec: api.VIPSpec{Address: vip + "/24", Network: "lan", Workload: "w"}})
