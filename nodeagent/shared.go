@@ -541,21 +541,19 @@ func (a *Agent) dropAllVIPs() {
 	for addr, h := range held {
 		a.dropAddress(addr, h.prefix, h.iface)
 	}
-	if a.shared.forwardsOnce && len(a.shared.forwards) > 0 {
+	a.mu.Lock()
+	fwds, lbs := len(a.shared.forwards) > 0, len(a.shared.balances) > 0
+	a.shared.forwards, a.shared.balances = nil, nil
+	a.mu.Unlock()
+	if fwds {
 		if err := a.net.ClearForwards(); err != nil {
 			a.log.Error("self-fence: clear port forwards", "err", err)
 		}
-		a.mu.Lock()
-		a.shared.forwards = nil
-		a.mu.Unlock()
 	}
-	if a.shared.balancesOnce && len(a.shared.balances) > 0 {
+	if lbs {
 		if err := a.net.ClearBalances(); err != nil {
 			a.log.Error("self-fence: clear load-balancing rules", "err", err)
 		}
-		a.mu.Lock()
-		a.shared.balances = nil
-		a.mu.Unlock()
 	}
 }
 
