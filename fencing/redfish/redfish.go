@@ -457,6 +457,41 @@ func containsReset(types []schemas.ResetType, t schemas.ResetType) bool {
 	return false
 }
 
+// requestDeadline bounds each request, body included, by d, and reports a
+// request that ran out of it as context.DeadlineExceeded whatever error
+// the transport returned.
+type requestDeadline struct {
+	rt http.RoundTripper
+	d  time.Duration
+}
+
+func (t requestDeadline) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), t.d)
+	resp, err := t.rt.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		expired := ctx.Err() == context.DeadlineExceeded && r.Context().Err() == nil
+		cancel()
+		if expired {
+			return nil, fmt.Errorf("no answer within %s (%v): %w", t.d, err, context.DeadlineExceeded)
+		}
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelOnClose releases a request's deadline once its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
 // conn is one operation's connection: a logged-in client and the system.
 type conn struct {
 	client    *gofish.APIClient
@@ -494,8 +529,11 @@ func (d *Device) open(ctx context.Context, op string) (*conn, error) {
 		MaxIdleConns:          1,
 	}
 	hc := &http.Client{
-		Transport: tr,
-		Timeout:   d.cfg.RequestTimeout,
+		// Each request's deadline is its own context's (not
+		// Client.Timeout): when it expires, the transport may report only
+		// the connection it closed (EOF), which would read as an
+		// unreachable BMC rather than a slow one.
+		Transport: requestDeadline{tr, d.cfg.RequestTimeout},
 		// A redirect could carry the session token to another host.
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("the BMC answered with a redirect; configure its final address as the endpoint")
