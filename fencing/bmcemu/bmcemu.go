@@ -416,15 +416,16 @@ func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	if f.Delay > 0 {
+		// Hold the answer back for the whole delay, whatever the request's
+		// context says: Go's server can cancel it (its connection
+		// watcher) while the client still waits, and returning then
+		// would send an empty 200, which no hung BMC does. Close ends it.
 		t := time.NewTimer(f.Delay)
 		select {
 		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
 		case <-b.done:
 			t.Stop()
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 	w.Header().Set("OData-Version", "4.0")
