@@ -420,18 +420,11 @@ func (l *leader) poolStep(snap *clusterstore.Snapshot, s api.Service, now time.T
 		msg = fmt.Sprintf("service %s: %s has no healthy member to forward to", s.Name, s.VIP)
 	}
 	if rec.Workload != v.Value.Workload {
-		msg += fmt.Sprintf("; the address follows %s (was %s)", rec.Workload, orNone(v.Value.Workload))
+		msg += fmt.Sprintf("; the address follows %s (was %s)", rec.Workload, cmp.Or(v.Value.Workload, "none"))
 	}
 	l.log.Info("service pool changed", "service", s.Name, "vip", s.VIP, "anchor", rec.Workload, "backends", names)
 	return []clusterstore.Cond{clusterstore.ModRevisionIs(key, v.ModRevision)},
 		[]clusterstore.Op{clusterstore.Put(key, clusterstore.Encode(rec)), eventOp(now, 600, "service-pool", "", "", msg)}
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 // servicePool computes the record: the anchor stays while it is allocated

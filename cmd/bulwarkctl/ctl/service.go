@@ -634,31 +634,18 @@ func serviceDelete(c *cli.Context, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(s.errw, "waiting up to %v for service %q and its copies to be removed...\n", timeout, name)
-	ctx, cancel := context.WithTimeout(s.ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	last := ""
-	for {
+	err = waitGone(s, "service", name, "", timeout, func(ctx context.Context) (string, error) {
 		v, err := s.api.GetService(ctx, name)
-		switch {
-		case err == nil:
-			last = fmt.Sprintf("%d %s left", len(v.Members), plural(len(v.Members), "copy", "copies"))
-		case client.IsNotFound(err):
-			if s.format == formatTable {
-				fmt.Fprintf(s.out, "service %q deleted\n", name)
-			}
-			return nil
-		case ctx.Err() == nil:
-			last = "last error: " + err.Error()
+		if err != nil {
+			return "", err
 		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			if errors.Is(s.ctx.Err(), context.Canceled) {
-				return fmt.Errorf("stopped waiting for service %q: %w", name, s.ctx.Err())
-			}
-			return fmt.Errorf("service %q still exists after %v (%s); its deletion goes on in the background, check with: bulwarkctl service show %s", name, timeout, last, name)
-		}
+		return fmt.Sprintf("%d %s left", len(v.Members), plural(len(v.Members), "copy", "copies")), nil
+	})
+	if err != nil {
+		return err
 	}
+	if s.format == formatTable {
+		fmt.Fprintf(s.out, "service %q deleted\n", name)
+	}
+	return nil
 }

@@ -330,7 +330,17 @@ func workloadDelete(c *cli.Context, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(s.errw, "waiting up to %v for workload %q to stop and be removed...\n", timeout, name)
-	if err := waitGone(s, name, timeout); err != nil {
+	err = waitGone(s, "workload", name, "stopping", timeout, func(ctx context.Context) (string, error) {
+		w, err := s.api.GetWorkload(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		if w.Reason != "" {
+			return "state " + string(w.State) + ": " + w.Reason, nil
+		}
+		return "state " + string(w.State), nil
+	})
+	if err != nil {
 		return err
 	}
 	if s.format == formatTable {
@@ -339,22 +349,19 @@ func workloadDelete(c *cli.Context, args []string) error {
 	return nil
 }
 
-// waitGone polls the workload until the server answers 404. Other errors
-// (a leader change, a brief outage) are retried until the timeout.
-func waitGone(s *session, name string, timeout time.Duration) error {
+// waitGone polls a kind's object with get (which says what is left) until
+// the server answers 404. Other errors (a leader change, a brief outage)
+// are retried until the timeout.
+func waitGone(s *session, kind, name, last string, timeout time.Duration, get func(context.Context) (string, error)) error {
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	last := "stopping"
 	for {
-		w, err := s.api.GetWorkload(ctx, name)
+		left, err := get(ctx)
 		switch {
 		case err == nil:
-			last = "state " + string(w.State)
-			if w.Reason != "" {
-				last += ": " + w.Reason
-			}
+			last = left
 		case client.IsNotFound(err):
 			return nil
 		case ctx.Err() == nil:
@@ -364,9 +371,9 @@ func waitGone(s *session, name string, timeout time.Duration) error {
 		case <-tick.C:
 		case <-ctx.Done():
 			if errors.Is(s.ctx.Err(), context.Canceled) {
-				return fmt.Errorf("stopped waiting for workload %q: %w", name, s.ctx.Err())
+				return fmt.Errorf("stopped waiting for %s %q: %w", kind, name, s.ctx.Err())
 			}
-			return fmt.Errorf("workload %q still exists after %v (%s); its deletion goes on in the background, check with: bulwarkctl workload show %s", name, timeout, last, name)
+			return fmt.Errorf("%s %q still exists after %v (%s); its deletion goes on in the background, check with: bulwarkctl %s show %s", kind, name, timeout, last, kind, name)
 		}
 	}
 }
